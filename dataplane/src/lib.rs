@@ -1,0 +1,15 @@
+//! video-resizer data plane: `GET /videos/a.mp4?derivative=mobile` → resolve the origin →
+//! cache lookup → single-flight → fetch the source → ffmpeg → store → serve with ranges.
+//!
+//! Each stage of the request path is its own module with its own error type; `service`
+//! composes them and `error` turns every failure into a response in one place.
+
+pub mod body;
+pub mod cache;
+pub mod metrics;
+pub mod origin;
+pub mod params;
+pub mod serve;
+pub mod signing;
+pub mod transcode;
+pub mod variant;

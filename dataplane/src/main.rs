@@ -1,0 +1,2 @@
+//! `vr-dataplane` binary: parse flags, load config, serve.
+fn main() {}
