@@ -5,6 +5,7 @@
 //! composes them and `error` turns every failure into a response in one place.
 
 pub mod body;
+pub mod error;
 pub mod cache;
 pub mod metrics;
 pub mod origin;
