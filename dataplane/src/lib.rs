@@ -4,9 +4,11 @@
 //! Each stage of the request path is its own module with its own error type; `service`
 //! composes them and `error` turns every failure into a response in one place.
 
+pub mod admission;
 pub mod body;
-pub mod error;
 pub mod cache;
+pub mod error;
+pub mod flight;
 pub mod metrics;
 pub mod origin;
 pub mod params;
