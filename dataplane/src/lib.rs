@@ -5,6 +5,7 @@
 //! composes them and `error` turns every failure into a response in one place.
 
 pub mod admission;
+pub mod auth;
 pub mod body;
 pub mod cache;
 pub mod error;
@@ -14,5 +15,6 @@ pub mod origin;
 pub mod params;
 pub mod serve;
 pub mod signing;
+pub mod telemetry;
 pub mod transcode;
 pub mod variant;
