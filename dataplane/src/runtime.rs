@@ -1,0 +1,98 @@
+//! A compiled config revision: everything a request needs from the config, prepared once at
+//! load time (regexes compiled, derivatives parsed, key and token files read), so the request
+//! path does no parsing and no file I/O for config.
+//!
+//! A [`Runtime`] is immutable; a new revision is a new value swapped in atomically, and a
+//! request keeps the `Arc<Runtime>` it started with until it finishes.
+
+use crate::auth::{self, Tokens};
+use crate::config::Document;
+use crate::origin::{OriginState, Origins};
+use crate::params::ParamsConfig;
+use crate::signing::Signer;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use vr_crds::dataplane::{DataPlaneConfig, FieldError};
+use vr_crds::ValidationErrors;
+
+/// One compiled config revision.
+pub struct Runtime {
+    pub config: Arc<DataPlaneConfig>,
+    /// Content digest of the document it came from.
+    pub digest: String,
+    pub params: ParamsConfig,
+    pub origins: Origins,
+    /// Present when any signing key is configured (verification is enforced when
+    /// `signing.required`).
+    pub signer: Option<Signer>,
+    pub tokens: Tokens,
+    pub debug_networks: Vec<ipnet::IpNet>,
+    pub video_extensions: HashSet<String>,
+}
+
+impl Runtime {
+    /// Compiles a validated document; reads key and token files (errors name the config path).
+    pub fn compile(doc: Document, origin_state: Arc<OriginState>) -> Result<Runtime, ValidationErrors> {
+        let cfg = doc.config;
+        let mut errs = Vec::<FieldError>::new();
+        let origins = match Origins::compile(&cfg, &doc.base, origin_state) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                errs.extend(e.0);
+                None
+            }
+        };
+        let tokens = match Tokens::load(&cfg.admin.tokens, &doc.base) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errs.extend(e.0);
+                None
+            }
+        };
+        let mut keys = Vec::new();
+        for (i, f) in cfg.signing.key_files.iter().enumerate() {
+            let path = auth::resolve(&doc.base, f);
+            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| crate::signing::decode_key(&b)) {
+                Ok(k) => keys.push(k),
+                Err(m) => errs.push(FieldError {
+                    path: format!("signing.keyFiles[{i}]"),
+                    message: format!("{}: {m}", path.display()),
+                }),
+            }
+        }
+        let debug_networks = cfg
+            .debug
+            .allowed_networks
+            .iter()
+            .filter_map(|n| n.parse::<ipnet::IpNet>().ok().or_else(|| n.parse::<IpAddr>().ok().map(ipnet::IpNet::from)))
+            .collect();
+        let (Some(origins), Some(tokens), true) = (origins, tokens, errs.is_empty()) else {
+            return Err(ValidationErrors(errs));
+        };
+        Ok(Runtime {
+            params: ParamsConfig::compile(&cfg),
+            origins,
+            signer: (!keys.is_empty()).then(|| Signer::new(keys)),
+            tokens,
+            debug_networks,
+            video_extensions: cfg.passthrough.video_extensions.iter().cloned().collect(),
+            digest: doc.digest,
+            config: Arc::new(cfg),
+        })
+    }
+
+    /// The revision label.
+    pub fn revision(&self) -> &str {
+        &self.config.revision
+    }
+
+    /// Whether `peer` may use debug views.
+    pub fn debug_allowed(&self, peer: IpAddr) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.debug_networks.iter().any(|n| n.contains(&peer))
+    }
+}
