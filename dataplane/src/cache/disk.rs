@@ -618,7 +618,7 @@ mod tests {
     #[tokio::test]
     async fn disk_stores_from_a_temp_file_the_caller_then_deletes() {
         let dir = tempfile::tempdir().unwrap();
-        let d = open(dir.path().join("cache"), 1000).await;
+        let d = open(&dir.path().join("cache"), 1000).await;
         let src = dir.path().join("transform.out");
         fs::write(&src, b"encoded").unwrap();
         d.put(&key("a"), &meta(0, &[]), &Stored::File(src.clone()))

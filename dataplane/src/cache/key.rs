@@ -168,7 +168,7 @@ mod tests {
         let k = CacheKey::derive(&parts("media", "s3", "videos/a.mp4", "\"e1\"", "original"));
         assert_eq!(k.hex(), GOLDEN);
     }
-    const GOLDEN: &str = "GOLDEN";
+    const GOLDEN: &str = "ea731016f70048632c5ecbcb35dc36879d3ac5bef2cbce62893c82c1d46a4a75";
 
     #[test]
     fn hex_round_trips_and_rejects_garbage() {
