@@ -15,6 +15,7 @@ pub use disk::DiskLayer;
 pub use key::{CacheKey, KeyParseError, KeyParts, ENCODER_VERSION};
 pub use memory::MemoryLayer;
 pub use meta::{Meta, Payload, Stored};
+pub(crate) use meta::read_at;
 
 use crate::error::{Classify, Fault};
 use crate::metrics::{CacheLabels, LayerLabels, Metrics};
