@@ -121,15 +121,14 @@ fn etag_value(raw: &str) -> Option<String> {
     if entity_tag(raw).is_some() {
         return Some(raw.to_owned());
     }
-    let bare_ok = !raw.is_empty()
-        && raw
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b));
+    let bare_ok = !raw.is_empty() && raw.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b));
     bare_ok.then(|| format!("\"{raw}\""))
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Whether `If-None-Match` (or, without it, `If-Modified-Since`) says the client's copy is
@@ -160,8 +159,7 @@ fn if_range_holds(value: &str, etag: Option<&str>, last_modified: SystemTime) ->
             _ => false,
         };
     }
-    httpdate::parse_http_date(value)
-        .is_ok_and(|date| unix_secs(date) == unix_secs(last_modified))
+    httpdate::parse_http_date(value).is_ok_and(|date| unix_secs(date) == unix_secs(last_modified))
 }
 
 /// Streams `len` bytes of `file` from `offset` with positional reads, chunk by chunk, on the
@@ -214,7 +212,9 @@ fn insert(h: &mut HeaderMap, name: HeaderName, value: &str) {
         Ok(v) => {
             h.insert(name, v);
         }
-        Err(_) => tracing::warn!(header = %name, "serve: stored header value is not valid; omitted"),
+        Err(_) => {
+            tracing::warn!(header = %name, "serve: stored header value is not valid; omitted")
+        }
     }
 }
 
@@ -394,7 +394,13 @@ mod tests {
     }
 
     async fn get(req: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
-        call(Method::GET, req, &meta(), Payload::Bytes(Bytes::from_static(DATA))).await
+        call(
+            Method::GET,
+            req,
+            &meta(),
+            Payload::Bytes(Bytes::from_static(DATA)),
+        )
+        .await
     }
 
     async fn call(
@@ -443,7 +449,10 @@ mod tests {
         use RangeSpec::*;
         assert_eq!(parse_range("bytes=10-", 10), Unsatisfiable);
         assert_eq!(parse_range("bytes=10-20", 10), Unsatisfiable);
-        assert_eq!(parse_range("bytes=99999999999999999999999-", 10), Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999999-", 10),
+            Unsatisfiable
+        );
         assert_eq!(parse_range("bytes=-0", 10), Unsatisfiable);
         assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
         assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
@@ -543,7 +552,13 @@ mod tests {
 
     #[tokio::test]
     async fn if_none_match_gets_304() {
-        for inm in ["\"v1\"", "W/\"v1\"", "\"x\", \"v1\"", "\"a,b\" , W/\"v1\"", "*"] {
+        for inm in [
+            "\"v1\"",
+            "W/\"v1\"",
+            "\"x\", \"v1\"",
+            "\"a,b\" , W/\"v1\"",
+            "*",
+        ] {
             let (s, h, body) = get(&[("if-none-match", inm)]).await;
             assert_eq!(s, StatusCode::NOT_MODIFIED, "{inm}");
             assert!(body.is_empty());
@@ -626,7 +641,9 @@ mod tests {
 
     #[tokio::test]
     async fn file_payloads_stream_every_range_in_chunks() {
-        let data: Vec<u8> = (0..FILE_CHUNK * 2 + 1234).map(|i| (i % 253) as u8).collect();
+        let data: Vec<u8> = (0..FILE_CHUNK * 2 + 1234)
+            .map(|i| (i % 253) as u8)
+            .collect();
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&data).unwrap();
         let file = Arc::new(f);
@@ -646,7 +663,10 @@ mod tests {
         let range = format!("bytes={start}-{end}");
         let (s, h, body) = call(Method::GET, &[("range", &range)], &m, payload.clone()).await;
         assert_eq!(s, StatusCode::PARTIAL_CONTENT);
-        assert_eq!(hv(&h, "content-range"), format!("bytes {start}-{end}/{len}"));
+        assert_eq!(
+            hv(&h, "content-range"),
+            format!("bytes {start}-{end}/{len}")
+        );
         assert_eq!(body, &data[start as usize..=end as usize]);
         let (s, _, body) = call(Method::GET, &[("range", "bytes=-7")], &m, payload).await;
         assert_eq!(s, StatusCode::PARTIAL_CONTENT);
@@ -661,7 +681,14 @@ mod tests {
             file: Arc::new(f),
             len: 10,
         };
-        let resp = respond(&Method::GET, &HeaderMap::new(), &meta(), payload, HeaderMap::new()).await;
+        let resp = respond(
+            &Method::GET,
+            &HeaderMap::new(),
+            &meta(),
+            payload,
+            HeaderMap::new(),
+        )
+        .await;
         assert!(resp.into_body().collect().await.is_err());
     }
 

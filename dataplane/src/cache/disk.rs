@@ -278,7 +278,8 @@ impl Inner {
     fn scan(&self) -> Result<(), CacheError> {
         fs::create_dir_all(&self.dir).map_err(CacheError::io(NAME, "create cache directory"))?;
         let mut found = Vec::new();
-        let entries = fs::read_dir(&self.dir).map_err(CacheError::io(NAME, "list cache directory"))?;
+        let entries =
+            fs::read_dir(&self.dir).map_err(CacheError::io(NAME, "list cache directory"))?;
         for entry in entries {
             let entry = entry.map_err(CacheError::io(NAME, "list cache directory"))?;
             let name = entry.file_name();
@@ -299,7 +300,12 @@ impl Inner {
         Ok(())
     }
 
-    fn scan_shard(&self, shard: &Path, shard_name: &str, found: &mut Vec<(SystemTime, CacheKey, Meta)>) {
+    fn scan_shard(
+        &self,
+        shard: &Path,
+        shard_name: &str,
+        found: &mut Vec<(SystemTime, CacheKey, Meta)>,
+    ) {
         let entries = match fs::read_dir(shard) {
             Ok(e) => e,
             Err(e) => {
@@ -500,10 +506,16 @@ mod tests {
     async fn a_partial_write_is_never_served_and_is_cleaned_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let d = open(dir.path(), 1000).await;
-        d.put(&key("good"), &meta(3, &[]), &bytes(3, 1)).await.unwrap();
+        d.put(&key("good"), &meta(3, &[]), &bytes(3, 1))
+            .await
+            .unwrap();
         // What a crash can leave: a temp file, an object without metadata, metadata without
         // an object, and an object shorter than its metadata says.
-        for (name, data) in [("partial", None), ("orphan-obj", Some(false)), ("orphan-meta", Some(true))] {
+        for (name, data) in [
+            ("partial", None),
+            ("orphan-obj", Some(false)),
+            ("orphan-meta", Some(true)),
+        ] {
             let hex = key(name).hex();
             let shard = dir.path().join(&hex[..2]);
             fs::create_dir_all(&shard).unwrap();
@@ -530,7 +542,10 @@ mod tests {
         let good = key("good").hex();
         assert_eq!(
             files(dir.path()),
-            vec![format!("{good}{META_SUFFIX}"), format!("{good}{OBJ_SUFFIX}")]
+            vec![
+                format!("{good}{META_SUFFIX}"),
+                format!("{good}{OBJ_SUFFIX}")
+            ]
         );
         for k in ["partial", "orphan-obj", "orphan-meta", "short"] {
             assert!(d.get(&key(k)).await.unwrap().is_none(), "{k}");

@@ -159,7 +159,10 @@ mod tests {
             CacheKey::derive_versioned(&p, "1"),
             CacheKey::derive_versioned(&p, "2")
         );
-        assert_eq!(CacheKey::derive(&p), CacheKey::derive_versioned(&p, ENCODER_VERSION));
+        assert_eq!(
+            CacheKey::derive(&p),
+            CacheKey::derive_versioned(&p, ENCODER_VERSION)
+        );
     }
 
     #[test]

@@ -193,10 +193,16 @@ mod tests {
     #[tokio::test]
     async fn a_read_makes_an_object_most_recently_used() {
         let m = layer(60, 60);
-        m.put(&key("a"), &meta(30, &[]), &bytes(30, 1)).await.unwrap();
-        m.put(&key("b"), &meta(30, &[]), &bytes(30, 2)).await.unwrap();
+        m.put(&key("a"), &meta(30, &[]), &bytes(30, 1))
+            .await
+            .unwrap();
+        m.put(&key("b"), &meta(30, &[]), &bytes(30, 2))
+            .await
+            .unwrap();
         m.get(&key("a")).await.unwrap().unwrap();
-        m.put(&key("c"), &meta(30, &[]), &bytes(30, 3)).await.unwrap();
+        m.put(&key("c"), &meta(30, &[]), &bytes(30, 3))
+            .await
+            .unwrap();
         assert!(m.get(&key("a")).await.unwrap().is_some());
         assert!(m.get(&key("b")).await.unwrap().is_none());
     }
@@ -205,15 +211,23 @@ mod tests {
     async fn memory_refuses_objects_over_max_object_bytes() {
         let m = layer(1000, 10);
         assert!(!m.accepts(11));
-        m.put(&key("a"), &meta(11, &[]), &bytes(11, 1)).await.unwrap();
+        m.put(&key("a"), &meta(11, &[]), &bytes(11, 1))
+            .await
+            .unwrap();
         assert!(m.get(&key("a")).await.unwrap().is_none());
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0u8; 11]).unwrap();
-        m.put(&key("b"), &meta(11, &[]), &Stored::File(f.path().to_path_buf()))
+        m.put(
+            &key("b"),
+            &meta(11, &[]),
+            &Stored::File(f.path().to_path_buf()),
+        )
+        .await
+        .unwrap();
+        assert!(m.get(&key("b")).await.unwrap().is_none());
+        m.put(&key("c"), &meta(10, &[]), &bytes(10, 1))
             .await
             .unwrap();
-        assert!(m.get(&key("b")).await.unwrap().is_none());
-        m.put(&key("c"), &meta(10, &[]), &bytes(10, 1)).await.unwrap();
         assert!(m.get(&key("c")).await.unwrap().is_some());
         assert_eq!(m.stats().bytes, 10);
     }
@@ -223,9 +237,13 @@ mod tests {
         let m = layer(1000, 100);
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(b"abc").unwrap();
-        m.put(&key("a"), &meta(3, &[]), &Stored::File(f.path().to_path_buf()))
-            .await
-            .unwrap();
+        m.put(
+            &key("a"),
+            &meta(3, &[]),
+            &Stored::File(f.path().to_path_buf()),
+        )
+        .await
+        .unwrap();
         let open = Stored::Open {
             file: Arc::new(std::fs::File::open(f.path()).unwrap()),
             len: 3,

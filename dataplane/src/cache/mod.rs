@@ -14,8 +14,8 @@ mod meta;
 pub use disk::DiskLayer;
 pub use key::{CacheKey, KeyParseError, KeyParts, ENCODER_VERSION};
 pub use memory::MemoryLayer;
-pub use meta::{Meta, Payload, Stored};
 pub(crate) use meta::read_at;
+pub use meta::{Meta, Payload, Stored};
 
 use crate::error::{Classify, Fault};
 use crate::metrics::{CacheLabels, LayerLabels, Metrics};
@@ -417,8 +417,14 @@ mod tests {
             .put(&key("a"), &meta(big as u64, &[]), &bytes(big, 7))
             .await
             .unwrap();
-        assert_eq!(s.cache.get(&key("a"), t(1_500)).await.unwrap().layer, "disk");
-        assert_eq!(s.cache.get(&key("a"), t(1_500)).await.unwrap().layer, "disk");
+        assert_eq!(
+            s.cache.get(&key("a"), t(1_500)).await.unwrap().layer,
+            "disk"
+        );
+        assert_eq!(
+            s.cache.get(&key("a"), t(1_500)).await.unwrap().layer,
+            "disk"
+        );
         assert_eq!(s.memory.stats().objects, 0);
     }
 
@@ -426,10 +432,18 @@ mod tests {
     async fn purge_by_tag_removes_variant_from_every_layer() {
         let s = setup().await;
         s.cache
-            .put(&key("a"), &meta(3, &["video-a", "video-format-mp4"]), &bytes(3, 1))
+            .put(
+                &key("a"),
+                &meta(3, &["video-a", "video-format-mp4"]),
+                &bytes(3, 1),
+            )
             .await;
         s.cache
-            .put(&key("b"), &meta(3, &["video-b", "video-format-mp4"]), &bytes(3, 2))
+            .put(
+                &key("b"),
+                &meta(3, &["video-b", "video-format-mp4"]),
+                &bytes(3, 2),
+            )
             .await;
         assert_eq!(s.cache.purge_tag("video-a").await, 2);
         assert!(s.cache.get(&key("a"), t(1_500)).await.is_none());
@@ -452,10 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_broken_layer_is_a_miss_not_a_failure() {
         let s = setup().await;
-        let cache = Cache::new(
-            vec![Arc::new(Broken), s.disk.clone()],
-            s.metrics.clone(),
-        );
+        let cache = Cache::new(vec![Arc::new(Broken), s.disk.clone()], s.metrics.clone());
         cache.put(&key("a"), &meta(3, &[]), &bytes(3, 1)).await;
         let hit = cache.get(&key("a"), t(1_500)).await.unwrap();
         assert_eq!(hit.layer, "disk");
@@ -471,10 +482,19 @@ mod tests {
         s.cache.put(&key("a"), &meta(3, &[]), &bytes(3, 1)).await;
         let stats = s.cache.stats();
         assert_eq!(stats.len(), 2);
-        assert_eq!((stats[0].layer, stats[0].objects, stats[0].bytes), ("memory", 1, 3));
-        assert_eq!((stats[1].layer, stats[1].objects, stats[1].bytes), ("disk", 1, 3));
+        assert_eq!(
+            (stats[0].layer, stats[0].objects, stats[0].bytes),
+            ("memory", 1, 3)
+        );
+        assert_eq!(
+            (stats[1].layer, stats[1].objects, stats[1].bytes),
+            ("disk", 1, 3)
+        );
         let text = s.metrics.encode();
         assert!(text.contains("vr_cache_bytes{layer=\"disk\"} 3"), "{text}");
-        assert!(text.contains("vr_cache_objects{layer=\"memory\"} 1"), "{text}");
+        assert!(
+            text.contains("vr_cache_objects{layer=\"memory\"} 1"),
+            "{text}"
+        );
     }
 }
