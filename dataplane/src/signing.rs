@@ -1,2 +1,2 @@
 //! Optional URL signing: HMAC-SHA256 over the path and the canonical query, several keys for
-//! rotation, optional expiry. OWNER: params helper.
+//! rotation, optional expiry.
