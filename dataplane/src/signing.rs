@@ -15,6 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 type HmacSha256 = Hmac<Sha256>;
+/// A decoded `(name, value)` query pair.
+type DecodedPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// Query parameter holding the signature.
 pub const SIG_PARAM: &str = "sig";
@@ -231,7 +233,7 @@ impl Signer {
 /// The signed message: `path?canonical-query`, where the canonical query is every parameter
 /// except `sig`, decoded, sorted by (name, value) and re-encoded one way.
 fn message(path: &str, query: &str) -> Vec<u8> {
-    let mut pairs: Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> = query_pairs(query)
+    let mut pairs: Vec<DecodedPair<'_>> = query_pairs(query)
         .map(|(n, v)| (decode_component(n), decode_component(v)))
         .filter(|(n, _)| n.as_ref() != SIG_PARAM.as_bytes())
         .collect();

@@ -9,6 +9,9 @@ use vr_crds::media::{
 };
 use vr_crds::DataPlaneConfig;
 
+/// Most derivative names listed in an error message.
+const MAX_LISTED: usize = 20;
+
 /// A set of transform values, each optional: a derivative preset or what a request asked for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Partial {
@@ -129,12 +132,16 @@ pub fn compile(cfg: &DataPlaneConfig) -> ParamsConfig {
             )
         })
         .collect();
-    let derivative_list = cfg
+    let mut derivative_list = cfg
         .derivatives
         .keys()
+        .take(MAX_LISTED)
         .map(String::as_str)
         .collect::<Vec<_>>()
         .join(", ");
+    if cfg.derivatives.len() > MAX_LISTED {
+        derivative_list.push_str(", ...");
+    }
     let known = |n: &Option<String>| n.clone().filter(|n| derivatives.contains_key(n));
     let mut breakpoints: Vec<(Option<u32>, String)> = cfg
         .responsive

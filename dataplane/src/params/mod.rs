@@ -134,40 +134,40 @@ impl Classify for ParamErrors {
 /// `X-Param-Warnings` for lenient mode: `param: message; param2: message`.
 ///
 /// Guarantees: printable ASCII only (anything else becomes `?`; `;` and `:` in parameter
-/// names too, so the list stays parseable), at most [`MAX_WARNINGS_HEADER`] bytes (entries
-/// that do not fit are replaced by `...`). `None` when there is nothing to report.
+/// names too, so the list stays parseable), at most [`MAX_WARNINGS_HEADER`] bytes (a longer
+/// list is cut and ends in `...`). `None` when there is nothing to report.
 pub fn warnings_header(issues: &[ParamIssue]) -> Option<HeaderValue> {
     if issues.is_empty() {
         return None;
     }
     let mut out = String::new();
     for issue in issues {
-        let mut entry = String::new();
-        for c in issue.param.chars() {
-            entry.push(
-                if c.is_ascii_graphic() && c != ';' && c != ':' && c != ',' {
-                    c
-                } else {
-                    '?'
-                },
-            );
+        if !out.is_empty() {
+            out.push_str("; ");
         }
-        entry.push_str(": ");
-        for c in issue.message.chars() {
-            entry.push(if c == ' ' || (c.is_ascii_graphic() && c != ';') {
+        for c in issue.param.chars() {
+            out.push(if c.is_ascii_graphic() && !matches!(c, ';' | ':' | ',') {
                 c
             } else {
                 '?'
             });
         }
-        let sep = if out.is_empty() { "" } else { "; " };
-        if out.len() + sep.len() + entry.len() > MAX_WARNINGS_HEADER - 5 {
-            out.push_str(sep);
-            out.push_str("...");
+        out.push_str(": ");
+        for c in issue.message.chars() {
+            out.push(if c == ' ' || (c.is_ascii_graphic() && c != ';') {
+                c
+            } else {
+                '?'
+            });
+        }
+        if out.len() > MAX_WARNINGS_HEADER {
             break;
         }
-        out.push_str(sep);
-        out.push_str(&entry);
+    }
+    if out.len() > MAX_WARNINGS_HEADER {
+        // Only ASCII was pushed, so any byte index is a character boundary.
+        out.truncate(MAX_WARNINGS_HEADER - 3);
+        out.push_str("...");
     }
     HeaderValue::from_str(&out).ok()
 }

@@ -896,6 +896,15 @@ fn the_warnings_header_is_ascii_and_bounded() {
     assert!(s.starts_with("p???0??: bad ? value??; "), "{s}");
 }
 
+#[test]
+fn one_very_long_warning_is_cut_rather_than_dropped() {
+    let issue = ParamIssue::new("derivative", "x", "y".repeat(5_000));
+    let h = warnings_header(&[issue]).expect("header");
+    let s = h.to_str().expect("visible ascii");
+    assert_eq!(s.len(), MAX_WARNINGS_HEADER);
+    assert!(s.starts_with("derivative: yyy") && s.ends_with("..."));
+}
+
 // ---------------------------------------------------------------- property tests
 
 /// A valid parameter set, to be written with canonical names or with aliases.
