@@ -14,7 +14,7 @@
 //!    through the breakpoints, is a preset: explicit parameters may only add to it when listed
 //!    in `params.derivativeOverrides`. Without a derivative, `params.allowArbitrary=false`
 //!    refuses free-form transform parameters.
-//! 4. No size and no derivative: the responsive choice ([`responsive`]) picks one; next to
+//! 4. No size and no derivative: the responsive choice (module `responsive`) picks one; next to
 //!    other transform parameters it contributes only its width and height. Nothing at all:
 //!    [`Transform::Original`].
 //! 5. Mode and format are reconciled (`format=m4a` implies `mode=audio`; `Accept` may pick
