@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Benchmark 1: cache hits of vr-dataplane vs nginx serving the same bytes from disk, side by
+# side in one run, on loopback. Objects of ~1 MB and ~20 MB; full and Range requests.
+# Usage: bench/cache_vs_nginx.sh [seconds-per-run] [connections]
+# Prints a markdown table (req/s, p99, ratios) on stdout.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+cd "$ROOT"
+DUR="${1:-10}"
+CONNS="${2:-16}"
+apt_install ffmpeg nginx-light wrk
+ensure_rust
+cargo build --release -q -p vr-dataplane
+gen_media examples/media
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+DP=$(free_port); AD=$(free_port); NG=$(free_port)
+mkdir -p "$work/www" "$work/nginx"
+cat > "$work/dp.yaml" <<YAML
+origins:
+  - name: videos
+    matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
+    sources:
+      - { kind: local, name: media, root: $ROOT/examples/media, path: '\${name}.mp4' }
+cache:
+  memory: { maxBytes: 536870912, maxObjectBytes: 67108864 }
+YAML
+target/release/vr-dataplane --config "$work/dp.yaml" --listen 127.0.0.1:$DP --admin-listen 127.0.0.1:$AD \
+  --work-dir "$work/spool" --log-format text >"$work/dp.log" 2>&1 &
+pids+=($!)
+cat > "$work/nginx/nginx.conf" <<NGX
+daemon off;
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000;
+  types { video/mp4 mp4; }
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 127.0.0.1:$NG; root $work/www; }
+}
+NGX
+nginx -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log" &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AD/readyz" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NG/" && break; sleep 0.1; done
+
+declare -A Q=( [1MB]="width=640&height=360&bitrate=800k" [20MB]="width=1920&height=1080&bitrate=16M" )
+for size in 1MB 20MB; do
+  url="http://127.0.0.1:$DP/videos/sample.mp4?${Q[$size]}"
+  curl -sf -o "$work/www/$size.mp4" "$url"           # miss: transform + store
+  curl -sf -o "$work/check.mp4" "$url"               # hit: same bytes
+  cmp "$work/www/$size.mp4" "$work/check.mp4"
+  echo "$size object: $(stat -c %s "$work/www/$size.mp4") bytes" >&2
+done
+
+run_wrk() { # url [range]
+  local hdr=()
+  [ -n "${2:-}" ] && hdr=(-H "Range: $2")
+  wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$1" 2>&1
+}
+rps() { awk '/Requests\/sec/ {print $2}'; }
+p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
+
+echo "| object | request | vr-dataplane req/s | nginx req/s | throughput ratio | vr p99 ms | nginx p99 ms | p99 ratio |"
+echo "|---|---|---|---|---|---|---|---|"
+for size in 1MB 20MB; do
+  for mode in full range; do
+    range=""; [ "$mode" = range ] && range="bytes=0-262143"
+    dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/sample.mp4?${Q[$size]}" "$range")
+    ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
+    if ! grep -q '^  Latency' <<<"$dp_out"; then echo "$dp_out" >&2; fi
+    a=$(rps <<<"$dp_out"); b=$(rps <<<"$ng_out"); pa=$(p99 <<<"$dp_out"); pb=$(p99 <<<"$ng_out")
+    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n' "$size" "$mode" "$a" "$b" \
+      "$(python3 -c "print($a/$b)")" "$pa" "$pb" "$(python3 -c "print($pa/$pb)")"
+  done
+done
+echo >&2 "cache status of the last dataplane response: $(curl -sI "http://127.0.0.1:$DP/videos/sample.mp4?${Q[1MB]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
