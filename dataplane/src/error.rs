@@ -70,7 +70,10 @@ pub fn response(err: &dyn Classify) -> Response<Body> {
     let mut resp = Response::new(body::json(&serde_json::json!({ "error": e })));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(secs) = err.retry_after() {
         h.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -5,8 +5,9 @@
 //! composes them and `error` turns every failure into a response in one place.
 
 pub mod body;
-pub mod error;
 pub mod cache;
+pub mod error;
+pub mod fixtures;
 pub mod metrics;
 pub mod origin;
 pub mod params;
