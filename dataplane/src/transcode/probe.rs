@@ -310,7 +310,7 @@ fn rotation(s: &StreamJson) -> u32 {
 /// `"10.000000"` → 10000.
 fn seconds_to_ms(s: &str) -> Option<u64> {
     let v: f64 = s.trim().parse().ok()?;
-    if !v.is_finite() || v < 0.0 || v > 1e12 {
+    if !v.is_finite() || !(0.0..=1e12).contains(&v) {
         return None;
     }
     Some((v * 1000.0).round() as u64)
