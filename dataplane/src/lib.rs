@@ -10,6 +10,7 @@ pub mod body;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod fixtures;
 pub mod flight;
 pub mod metrics;
 pub mod origin;

@@ -1,2 +1,165 @@
-//! ffprobe/ffmpeg as locked-down child processes: probe with limits, plan the arguments from a
-//! Variant, run with a process-group kill on timeout or drop, stream stdout. OWNER: transcode helper.
+//! ffprobe/ffmpeg as locked-down child processes: probe a local source within limits, plan
+//! the arguments from a [`Variant`](crate::variant::Variant), run with a process-group kill on
+//! deadline or drop, and stream stdout.
+//!
+//! The layer sits after the origin (which always hands it a local file it wrote itself, never
+//! a URL) and before the cache store, which consumes [`Job::next_chunk`] while the client
+//! receives the same bytes.
+//!
+//! Security model (see `research/dataplane-anchors.md` §3):
+//! - argv is a vector built from typed values only (no shell, no user text);
+//! - the input is passed as `file:<absolute path>` under `-protocol_whitelist file,pipe` and
+//!   `-format_whitelist` of real containers, so playlists and concat lists (which make ffmpeg
+//!   fetch further resources — an SSRF) are refused before anything is read from them;
+//! - only the first video and first audio stream are mapped, subtitles and data are dropped;
+//! - every process runs in its own process group, killed as a whole on deadline or drop.
+
+mod error;
+mod plan;
+mod probe;
+mod process;
+
+pub use error::TranscodeError;
+pub use plan::{plan, OutputKind, Plan};
+pub use probe::{MediaInfo, ProbeLimits, AUDIO_CODECS, VIDEO_CODECS};
+pub use process::Job;
+
+use crate::metrics::{Metrics, ProcessLabels};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Containers ffmpeg/ffprobe may open. Names are demuxer names: `mov` covers mp4/m4a/3gp,
+/// `matroska` covers webm. Everything else (hls, concat, image2, tty, …) is refused.
+pub const FORMAT_WHITELIST: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
+/// Protocols ffmpeg/ffprobe may use: the local input file and the output pipe.
+pub const PROTOCOL_WHITELIST: &str = "file,pipe";
+/// Decoders ffmpeg may open (implementation names, defence in depth behind the probe's
+/// codec check). Not passed to ffprobe: there a refused decoder fails the whole probe,
+/// which would hide the clearer "unsupported codec" answer.
+pub const DECODER_WHITELIST: &str = "h264,hevc,vp8,libvpx,vp9,libvpx-vp9,av1,libdav1d,libaom-av1,\
+mpeg4,aac,aac_fixed,mp3,mp3float,opus,libopus,vorbis,libvorbis,flac,ac3,ac3_fixed,\
+pcm_s16le,pcm_s16be,pcm_s24le";
+
+/// Default bytes read to detect the input format (ffmpeg's own default).
+pub const DEFAULT_PROBE_SIZE: u64 = 5_000_000;
+
+/// Where the binaries are and how much ffmpeg may read to detect a format.
+#[derive(Debug, Clone)]
+pub struct TranscoderConfig {
+    /// Absolute path of `ffmpeg`.
+    pub ffmpeg: PathBuf,
+    /// Absolute path of `ffprobe`.
+    pub ffprobe: PathBuf,
+    /// `-probesize` passed to ffmpeg (ffprobe takes it from [`ProbeLimits`]).
+    pub probe_size_bytes: u64,
+}
+
+impl TranscoderConfig {
+    /// Binaries at the given paths, with the default probe size.
+    pub fn new(ffmpeg: impl Into<PathBuf>, ffprobe: impl Into<PathBuf>) -> Self {
+        TranscoderConfig {
+            ffmpeg: ffmpeg.into(),
+            ffprobe: ffprobe.into(),
+            probe_size_bytes: DEFAULT_PROBE_SIZE,
+        }
+    }
+}
+
+/// Runs ffprobe and ffmpeg. Cheap to share (`Arc`); holds no per-job state.
+pub struct Transcoder {
+    cfg: TranscoderConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl Transcoder {
+    pub fn new(cfg: TranscoderConfig, metrics: Arc<Metrics>) -> Self {
+        Transcoder { cfg, metrics }
+    }
+
+    /// Probes `input` with ffprobe under the whitelists and refuses it if it breaks `limits`.
+    ///
+    /// Guarantees: ffprobe reads at most `limits.probe_size_bytes` to detect the format, is
+    /// killed (with its process group) after `limits.timeout`, and never follows a reference
+    /// to another resource. Errors: [`TranscodeError::UnsupportedContainer`] (playlists,
+    /// unknown formats), [`TranscodeError::Unreadable`] (truncated or garbage files), one
+    /// limit error per limit, [`TranscodeError::UnsupportedCodec`], and
+    /// [`TranscodeError::ProbeTimeout`].
+    pub async fn probe(
+        &self,
+        input: &Path,
+        limits: &ProbeLimits,
+    ) -> Result<MediaInfo, TranscodeError> {
+        let url = input_url(input)?;
+        let args = probe::probe_args(&url, limits.probe_size_bytes);
+        self.count("ffprobe");
+        let mut job = Job::spawn("ffprobe", &self.cfg.ffprobe, &args, limits.timeout)?;
+        let mut out = Vec::new();
+        loop {
+            match job.next_chunk().await {
+                None => break,
+                Some(Ok(chunk)) => {
+                    if out.len() + chunk.len() > probe::MAX_PROBE_OUTPUT {
+                        job.kill().await;
+                        return Err(TranscodeError::ProbeOutput(
+                            "ffprobe output is too large".into(),
+                        ));
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => return Err(probe::classify_failure(e)),
+            }
+        }
+        let info = probe::parse(&out)?;
+        probe::check(&info, limits)?;
+        Ok(info)
+    }
+
+    /// Starts ffmpeg on `input` with `plan`; its output streams from [`Job::next_chunk`].
+    ///
+    /// Guarantees: the process is in its own process group; when `deadline` passes, or the
+    /// [`Job`] is dropped or killed, the whole group gets SIGKILL and the process is reaped.
+    /// `input` must be a local file (made absolute here and passed as `file:`).
+    pub fn spawn(
+        &self,
+        input: &Path,
+        plan: &Plan,
+        deadline: Duration,
+    ) -> Result<Job, TranscodeError> {
+        let url = input_url(input)?;
+        let args = plan.ffmpeg_args(&url, self.cfg.probe_size_bytes);
+        self.count("ffmpeg");
+        Job::spawn("ffmpeg", &self.cfg.ffmpeg, &args, deadline)
+    }
+
+    fn count(&self, program: &'static str) {
+        self.metrics
+            .processes_spawned
+            .get_or_create(&ProcessLabels { program })
+            .inc();
+    }
+}
+
+/// `file:` + the absolute path, so a name starting with `-` is never an option and a name
+/// like `x:y` is never a protocol.
+fn input_url(input: &Path) -> Result<String, TranscodeError> {
+    let abs = if input.is_absolute() {
+        input.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(TranscodeError::Io)?
+            .join(input)
+    };
+    let s = abs
+        .to_str()
+        .ok_or_else(|| TranscodeError::InvalidInputPath("path is not valid UTF-8".into()))?;
+    if s.contains(['\n', '\r', '\0']) {
+        return Err(TranscodeError::InvalidInputPath(
+            "path contains a control character".into(),
+        ));
+    }
+    Ok(format!("file:{s}"))
+}
+
+#[cfg(test)]
+mod tests;
