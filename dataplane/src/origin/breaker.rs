@@ -63,10 +63,16 @@ impl BreakerState {
 #[derive(Debug)]
 enum Inner {
     /// Instants of recent failures (only those inside the window are kept).
-    Closed { failures: VecDeque<Instant> },
-    Open { until: Instant },
+    Closed {
+        failures: VecDeque<Instant>,
+    },
+    Open {
+        until: Instant,
+    },
     /// `probing`: a probe call is in flight; everyone else is refused until it reports.
-    HalfOpen { probing: bool },
+    HalfOpen {
+        probing: bool,
+    },
 }
 
 /// A circuit breaker. Cheap to share (`Arc`); every method takes the lock briefly and never

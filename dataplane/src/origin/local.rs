@@ -46,9 +46,9 @@ impl LocalSource {
 
     /// The relative path for these captures (decoded text, substituted as is).
     pub fn key(&self, captures: &[(String, String)]) -> Result<String, SourceError> {
-        let rel = self.template.expand(|name| {
-            Ok::<_, SourceError>(super::capture(captures, name).to_string())
-        })?;
+        let rel = self
+            .template
+            .expand(|name| Ok::<_, SourceError>(super::capture(captures, name).to_string()))?;
         check_relative(&rel).map_err(|r| SourceError::BadPath(r.0))?;
         Ok(rel)
     }
@@ -58,7 +58,9 @@ impl LocalSource {
         let joined = self.root.join(key);
         let canonical = tokio::fs::canonicalize(&joined).await.map_err(io_error)?;
         if !canonical.starts_with(&self.root) {
-            return Err(SourceError::BadPath("the file resolves outside the source root"));
+            return Err(SourceError::BadPath(
+                "the file resolves outside the source root",
+            ));
         }
         let md = tokio::fs::metadata(&canonical).await.map_err(io_error)?;
         if !md.is_file() {

@@ -384,7 +384,6 @@ impl OriginState {
     /// The HTTP client follows no redirects, ignores proxy environment variables and does
     /// not decompress. Panics only if the TLS backend cannot initialise (start-up).
     pub fn new(metrics: Arc<Metrics>, temp_dir: PathBuf) -> Arc<Self> {
-        #[allow(clippy::expect_used)]
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -631,9 +630,13 @@ impl Origins {
         self.rules
             .iter()
             .flat_map(|r| {
-                r.sources
-                    .iter()
-                    .map(move |s| (r.name.clone(), s.name.clone(), s.breaker.state(now).as_str()))
+                r.sources.iter().map(move |s| {
+                    (
+                        r.name.clone(),
+                        s.name.clone(),
+                        s.breaker.state(now).as_str(),
+                    )
+                })
             })
             .collect()
     }
@@ -656,7 +659,8 @@ impl Origins {
     /// The object as a local file ffmpeg can read: the file itself for local sources, a
     /// temp file under the state's `temp_dir` for HTTP sources (deleted when the `Fetched`
     /// is dropped; never left behind on error). The size limit is enforced before (HEAD)
-    /// and while downloading.
+    /// and while downloading. The source timeout bounds the response headers and every wait
+    /// for a body chunk (an idle timeout), not the whole download.
     pub async fn fetch(&self, route: &Route) -> Result<Fetched, OriginError> {
         match self.run(route, Op::Fetch).await? {
             Done::Fetched(f) => Ok(f),
@@ -706,15 +710,15 @@ impl Origins {
                 src.fingerprint,
                 key.as_string(),
             );
-            if op == Op::Stat {
-                match self.state.cached(&meta_key, self.revalidate) {
-                    Some(Some(meta)) => {
-                        self.check_size(&meta)?;
-                        return Ok(Done::Meta(meta));
-                    }
-                    Some(None) => continue,
-                    None => {}
+            // A source known not to have the object is skipped by every operation, so
+            // `fetch` and `open` pick the same source `stat` reported.
+            match self.state.cached(&meta_key, self.revalidate) {
+                Some(Some(meta)) if op == Op::Stat => {
+                    self.check_size(&meta)?;
+                    return Ok(Done::Meta(meta));
                 }
+                Some(None) => continue,
+                _ => {}
             }
             match self.try_source(rule, src, &key, op).await {
                 Ok(Some(done)) => {
@@ -842,7 +846,9 @@ impl Origins {
             (Kind::Http(h), Key::Http(url)) => {
                 let k = url.as_str();
                 match op {
-                    Op::Stat => Ok(Done::Meta(h.head(client, url).await?.meta(origin, source, k))),
+                    Op::Stat => Ok(Done::Meta(
+                        h.head(client, url).await?.meta(origin, source, k),
+                    )),
                     Op::Fetch => {
                         let head = h.head(client, url).await?;
                         if let Some(len) = head.length.filter(|l| *l > self.max_input) {

@@ -164,10 +164,7 @@ impl Template {
 
     /// Expands the template; `value` maps a placeholder name to its (already encoded, if
     /// needed) text. Unknown names expand to nothing (config validation rules them out).
-    pub fn expand<E>(
-        &self,
-        mut value: impl FnMut(&str) -> Result<String, E>,
-    ) -> Result<String, E> {
+    pub fn expand<E>(&self, mut value: impl FnMut(&str) -> Result<String, E>) -> Result<String, E> {
         let mut out = String::new();
         for p in &self.pieces {
             match p {
@@ -240,7 +237,16 @@ mod tests {
     #[test]
     fn check_relative_refuses_escapes() {
         assert!(check_relative("a/b.mp4").is_ok());
-        for p in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "a\\b", "a\0b", "./a"] {
+        for p in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a\\b",
+            "a\0b",
+            "./a",
+        ] {
             assert!(check_relative(p).is_err(), "{p:?} must be refused");
         }
     }

@@ -87,7 +87,10 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
     fn count(&self, method: &str) -> usize {
-        self.requests().iter().filter(|r| r.method == method).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
     }
 }
 
@@ -384,7 +387,10 @@ async fn breaker_opens_after_threshold_skips_at_once_and_a_half_open_probe_close
     let route = h.route("/v/a.mp4");
     for _ in 0..2 {
         let err = h.origins.stat(&route).await.unwrap_err();
-        assert!(matches!(err, OriginError::Upstream { status: 502, .. }), "{err}");
+        assert!(
+            matches!(err, OriginError::Upstream { status: 502, .. }),
+            "{err}"
+        );
     }
     assert_eq!(h.breaker_gauge("web"), 2);
     let err = h.origins.stat(&route).await.unwrap_err();
@@ -466,7 +472,14 @@ async fn content_length_over_the_limit_is_too_large_without_a_get() {
     let route = h.route("/v/a.mp4");
     let err = h.origins.fetch(&route).await.unwrap_err();
     assert!(
-        matches!(err, OriginError::TooLarge { limit: 100, size: Some(1000), .. }),
+        matches!(
+            err,
+            OriginError::TooLarge {
+                limit: 100,
+                size: Some(1000),
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -487,7 +500,14 @@ async fn a_body_over_the_limit_without_content_length_is_too_large_and_leaves_no
     let h = harness(&cfg);
     let err = h.origins.fetch(&h.route("/v/a.mp4")).await.unwrap_err();
     assert!(
-        matches!(err, OriginError::TooLarge { limit: 100, size: None, .. }),
+        matches!(
+            err,
+            OriginError::TooLarge {
+                limit: 100,
+                size: None,
+                ..
+            }
+        ),
         "{err}"
     );
     assert_eq!(server.count("GET"), 1);
@@ -542,7 +562,7 @@ async fn open_streams_the_http_original_without_spooling() {
 // ---------- metadata cache ----------
 
 #[tokio::test]
-async fn stat_results_are_cached_for_the_revalidate_window() {
+async fn source_answers_are_cached_for_the_revalidate_window() {
     let s1 = serve(|_| Reply::status(404)).await;
     let s2 = serve(|_| Reply::ok(b"abc").header("etag", "\"e\"")).await;
     let cfg = config(
@@ -558,11 +578,16 @@ async fn stat_results_are_cached_for_the_revalidate_window() {
     let second = h.origins.stat(&route).await.unwrap();
     assert_eq!(first, second);
     assert_eq!((s1.requests().len(), s2.requests().len()), (1, 1));
+    // fetch skips the source known not to have the object, and reads the one stat chose.
+    let fetched = h.origins.fetch(&route).await.unwrap();
+    assert_eq!(fetched.meta.source, "b");
+    assert_eq!(s1.requests().len(), 1);
+    assert_eq!((s2.count("HEAD"), s2.count("GET")), (2, 1));
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(30)).await;
     tokio::time::resume();
     h.origins.stat(&route).await.unwrap();
-    assert_eq!((s1.requests().len(), s2.requests().len()), (2, 2));
+    assert_eq!((s1.requests().len(), s2.count("HEAD")), (2, 3));
 }
 
 // ---------- auth ----------
@@ -586,7 +611,8 @@ async fn bearer_and_header_auth_are_sent_and_never_appear_in_errors() {
     let mut a = http_source("bearer", bearer.url("/${name}"));
     a["auth"] = json!({ "type": "bearer", "tokenFile": token.to_str().unwrap() });
     let mut b = http_source("keyed", keyed.url("/${name}"));
-    b["auth"] = json!({ "type": "header", "name": "X-Api-Key", "valueFile": key.to_str().unwrap() });
+    b["auth"] =
+        json!({ "type": "header", "name": "X-Api-Key", "valueFile": key.to_str().unwrap() });
     let cfg = config(
         json!([
             { "name": "videos", "matcher": "^/v/(?P<name>.+)$", "sources": [a] },
@@ -603,7 +629,10 @@ async fn bearer_and_header_auth_are_sent_and_never_appear_in_errors() {
     let err = h.origins.fetch(&h.route("/k/a.mp4")).await.unwrap_err();
     assert_eq!(keyed.requests()[0].header("x-api-key"), Some("k3y-value"));
     let shown = format!("{err} {err:?}");
-    assert!(!shown.contains("k3y-value") && !shown.contains("s3cr3t"), "{shown}");
+    assert!(
+        !shown.contains("k3y-value") && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
 }
 
 #[tokio::test]
@@ -626,7 +655,10 @@ async fn refused_credentials_are_an_auth_error_naming_the_source_and_never_retri
         "{err}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("\"private\"") && msg.contains("credentials"), "{msg}");
+    assert!(
+        msg.contains("\"private\"") && msg.contains("credentials"),
+        "{msg}"
+    );
     assert!(!msg.contains("wrong-token"));
     assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(err.code(), "source_auth");
@@ -645,7 +677,10 @@ async fn redirects_are_not_followed() {
     );
     let h = harness(&cfg);
     let err = h.origins.fetch(&h.route("/v/a.mp4")).await.unwrap_err();
-    assert!(matches!(err, OriginError::Upstream { status: 302, .. }), "{err}");
+    assert!(
+        matches!(err, OriginError::Upstream { status: 302, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("redirect"));
     assert_eq!(target.requests().len(), 0);
 }
@@ -686,7 +721,10 @@ async fn compile_errors_name_the_config_path_and_never_the_secret() {
         ]
     );
     let text = errs.to_string();
-    assert!(!text.contains("line-one") && !text.contains("pw@"), "{text}");
+    assert!(
+        !text.contains("line-one") && !text.contains("pw@"),
+        "{text}"
+    );
 }
 
 // ---------- local sources and traversal ----------
@@ -724,7 +762,10 @@ async fn local_files_are_found_with_a_size_and_mtime_validator() {
         .unwrap_err();
     assert!(matches!(err, OriginError::NotFound { .. }), "{err}");
     let err = h.origins.stat(&h.route("/v/sub")).await.unwrap_err();
-    assert!(matches!(err, OriginError::NotFound { .. }), "a directory is not a file: {err}");
+    assert!(
+        matches!(err, OriginError::NotFound { .. }),
+        "a directory is not a file: {err}"
+    );
 }
 
 #[tokio::test]
@@ -738,7 +779,13 @@ async fn local_files_over_the_limit_are_too_large() {
         h.origins.fetch(&route).await.unwrap_err(),
     ] {
         assert!(
-            matches!(err, OriginError::TooLarge { size: Some(1001), .. }),
+            matches!(
+                err,
+                OriginError::TooLarge {
+                    size: Some(1001),
+                    ..
+                }
+            ),
             "{err}"
         );
     }
@@ -776,9 +823,15 @@ async fn every_traversal_attempt_is_refused() {
     for capture in ["../secret.mp4", "/etc/passwd", "a/../../secret.mp4", "a\\b"] {
         route.captures = vec![("name".into(), capture.into())];
         let err = h.origins.stat(&route).await.unwrap_err();
-        assert!(matches!(err, OriginError::BadPath { .. }), "{capture}: {err}");
+        assert!(
+            matches!(err, OriginError::BadPath { .. }),
+            "{capture}: {err}"
+        );
         let err = h.origins.fetch(&route).await.unwrap_err();
-        assert!(matches!(err, OriginError::BadPath { .. }), "{capture}: {err}");
+        assert!(
+            matches!(err, OriginError::BadPath { .. }),
+            "{capture}: {err}"
+        );
     }
 
     // Symlinks that leave the root are refused; one inside the root works.
@@ -813,33 +866,59 @@ fn errors_map_to_statuses_and_codes() {
     let s = || "web".to_string();
     let cases: Vec<(OriginError, u16, &str, bool)> = vec![
         (OriginError::BadPath { reason: "x" }, 400, "bad_path", false),
-        (OriginError::NotFound { origin: o() }, 404, "source_not_found", false),
         (
-            OriginError::TooLarge { origin: o(), source: s(), limit: 1, size: None },
+            OriginError::NotFound { origin: o() },
+            404,
+            "source_not_found",
+            false,
+        ),
+        (
+            OriginError::TooLarge {
+                origin: o(),
+                source: s(),
+                limit: 1,
+                size: None,
+            },
             413,
             "source_too_large",
             false,
         ),
         (
-            OriginError::Timeout { origin: o(), source: s(), after: Duration::from_secs(1) },
+            OriginError::Timeout {
+                origin: o(),
+                source: s(),
+                after: Duration::from_secs(1),
+            },
             504,
             "source_timeout",
             true,
         ),
         (
-            OriginError::Upstream { origin: o(), source: s(), status: 400 },
+            OriginError::Upstream {
+                origin: o(),
+                source: s(),
+                status: 400,
+            },
             502,
             "source_error",
             false,
         ),
         (
-            OriginError::Network { origin: o(), source: s(), detail: "refused".into() },
+            OriginError::Network {
+                origin: o(),
+                source: s(),
+                detail: "refused".into(),
+            },
             502,
             "source_unreachable",
             true,
         ),
         (
-            OriginError::BreakerOpen { origin: o(), source: s(), retry_after: 3 },
+            OriginError::BreakerOpen {
+                origin: o(),
+                source: s(),
+                retry_after: 3,
+            },
             503,
             "source_breaker_open",
             true,
