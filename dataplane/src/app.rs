@@ -98,6 +98,7 @@ impl App {
                 TranscoderConfig {
                     ffmpeg: settings.ffmpeg.clone(),
                     ffprobe: settings.ffprobe.clone(),
+                    probe_size_bytes: l.probe_size_bytes,
                 },
                 metrics.clone(),
             ),

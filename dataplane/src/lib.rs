@@ -4,7 +4,9 @@
 //! Each stage of the request path is its own module with its own error type; `service`
 //! composes them and `error` turns every failure into a response in one place.
 
+pub mod admin;
 pub mod admission;
+pub mod app;
 pub mod auth;
 pub mod body;
 pub mod cache;
@@ -15,8 +17,10 @@ pub mod flight;
 pub mod metrics;
 pub mod origin;
 pub mod params;
+pub mod runtime;
 pub mod serve;
 pub mod server;
+pub mod service;
 pub mod signing;
 pub mod telemetry;
 pub mod transcode;

@@ -67,9 +67,17 @@ async fn run(flags: Flags) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    let (Some(ffmpeg), Some(ffprobe)) = (find_program(&flags.ffmpeg), find_program(&flags.ffprobe)) else {
+        eprintln!(
+            "cannot find {} and {} (install ffmpeg, or pass --ffmpeg/--ffprobe)",
+            flags.ffmpeg.display(),
+            flags.ffprobe.display()
+        );
+        return ExitCode::FAILURE;
+    };
     let settings = Settings {
-        ffmpeg: flags.ffmpeg.clone(),
-        ffprobe: flags.ffprobe.clone(),
+        ffmpeg,
+        ffprobe,
         work_dir: flags.work_dir.clone(),
         audit_log: flags.audit_log.clone(),
     };
@@ -161,4 +169,16 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
+}
+
+/// An absolute path for `program`: itself if it has a directory part, else the first match on `PATH`.
+fn find_program(program: &std::path::Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| std::path::absolute(program).ok()).flatten();
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }

@@ -9,6 +9,7 @@ use crate::auth::{self, Tokens};
 use crate::config::Document;
 use crate::origin::{OriginState, Origins};
 use crate::params::ParamsConfig;
+use vr_crds::dataplane::{HttpAuth, Source};
 use crate::signing::Signer;
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -36,7 +37,7 @@ impl Runtime {
     pub fn compile(doc: Document, origin_state: Arc<OriginState>) -> Result<Runtime, ValidationErrors> {
         let cfg = doc.config;
         let mut errs = Vec::<FieldError>::new();
-        let origins = match Origins::compile(&cfg, &doc.base, origin_state) {
+        let origins = match Origins::compile(&with_absolute_paths(&cfg, &doc.base), origin_state) {
             Ok(o) => Some(o),
             Err(e) => {
                 errs.extend(e.0);
@@ -53,7 +54,7 @@ impl Runtime {
         let mut keys = Vec::new();
         for (i, f) in cfg.signing.key_files.iter().enumerate() {
             let path = auth::resolve(&doc.base, f);
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| crate::signing::decode_key(&b)) {
+            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| crate::signing::key_from_file_contents(&b).map_err(|e| e.to_string())) {
                 Ok(k) => keys.push(k),
                 Err(m) => errs.push(FieldError {
                     path: format!("signing.keyFiles[{i}]"),
@@ -67,13 +68,27 @@ impl Runtime {
             .iter()
             .filter_map(|n| n.parse::<ipnet::IpNet>().ok().or_else(|| n.parse::<IpAddr>().ok().map(ipnet::IpNet::from)))
             .collect();
+        let signer = if keys.is_empty() {
+            None
+        } else {
+            match Signer::new(keys) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errs.push(FieldError {
+                        path: "signing.keyFiles".into(),
+                        message: e.to_string(),
+                    });
+                    None
+                }
+            }
+        };
         let (Some(origins), Some(tokens), true) = (origins, tokens, errs.is_empty()) else {
             return Err(ValidationErrors(errs));
         };
         Ok(Runtime {
-            params: ParamsConfig::compile(&cfg),
+            params: crate::params::compile(&cfg),
             origins,
-            signer: (!keys.is_empty()).then(|| Signer::new(keys)),
+            signer,
             tokens,
             debug_networks,
             video_extensions: cfg.passthrough.video_extensions.iter().cloned().collect(),
@@ -95,4 +110,24 @@ impl Runtime {
         };
         self.debug_networks.iter().any(|n| n.contains(&peer))
     }
+}
+
+/// A copy of `cfg` whose relative file paths (local roots, auth files) are resolved against
+/// the config file's directory, so a config means the same thing whatever the working directory.
+fn with_absolute_paths(cfg: &DataPlaneConfig, base: &std::path::Path) -> DataPlaneConfig {
+    let abs = |p: &str| auth::resolve(base, p).to_string_lossy().into_owned();
+    let mut c = cfg.clone();
+    for o in &mut c.origins {
+        for s in &mut o.sources {
+            match s {
+                Source::Local(l) => l.root = abs(&l.root),
+                Source::Http(h) => match &mut h.auth {
+                    Some(HttpAuth::Bearer { token_file }) => *token_file = abs(token_file),
+                    Some(HttpAuth::Header { value_file, .. }) => *value_file = abs(value_file),
+                    None => {}
+                },
+            }
+        }
+    }
+    c
 }

@@ -250,7 +250,7 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
                 rt: rt.clone(),
                 route: route.clone(),
                 variant: variant.clone(),
-                key: key.clone(),
+                key,
                 tags: tags.clone(),
                 ttl,
                 store: !resolved.debug,
@@ -526,10 +526,8 @@ impl Outcome {
             }
             Outcome::Transcode(e) | Outcome::Timeout(e) => {
                 // Mistakes in the request (e.g. `time` past the end) are answered, not hidden.
-                if e.fault() != Fault::Client || e.status() == StatusCode::UNPROCESSABLE_ENTITY {
-                    if origin_policy == TransformErrorPolicy::ServeOriginal && e.status() != StatusCode::BAD_REQUEST {
-                        return Failure::ServeOriginal("transform-error");
-                    }
+                if origin_policy == TransformErrorPolicy::ServeOriginal && e.status() != StatusCode::BAD_REQUEST {
+                    return Failure::ServeOriginal("transform-error");
                 }
                 Failure::Error(Arc::new(e))
             }
