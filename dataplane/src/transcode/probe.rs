@@ -91,8 +91,8 @@ impl MediaInfo {
 
 /// ffprobe's argument vector for `url` (already `file:`-prefixed and absolute).
 pub(super) fn probe_args(url: &str, probe_size: u64) -> Vec<String> {
+    // ffprobe has no -nostdin; its stdin is /dev/null anyway.
     [
-        "-nostdin",
         "-hide_banner",
         "-loglevel",
         "error",
