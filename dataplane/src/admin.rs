@@ -26,17 +26,27 @@ impl crate::server::Handler for AdminApi {
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
     let mut r = Response::new(body::json(&v));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn problem(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    json(status, serde_json::json!({"error": {"code": code, "message": message, "status": status.as_u16()}}))
+    json(
+        status,
+        serde_json::json!({"error": {"code": code, "message": message, "status": status.as_u16()}}),
+    )
 }
 
 fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+    query.split('&').find_map(|kv| {
+        kv.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
 }
 
 /// Answers one admin request.
@@ -44,18 +54,29 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
     let path = req.uri().path();
     let method = req.method().clone();
     match (method.clone(), path) {
-        (Method::GET, "/healthz") => return json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        (Method::GET, "/healthz") => {
+            return json(StatusCode::OK, serde_json::json!({"status": "ok"}))
+        }
         (Method::GET, "/readyz") => {
             return match app.runtime() {
-                Some(rt) => json(StatusCode::OK, serde_json::json!({"status": "ready", "revision": rt.revision()})),
-                None => problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no config revision is loaded yet"),
+                Some(rt) => json(
+                    StatusCode::OK,
+                    serde_json::json!({"status": "ready", "revision": rt.revision()}),
+                ),
+                None => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not_ready",
+                    "no config revision is loaded yet",
+                ),
             };
         }
         (Method::GET, "/metrics") => {
             let mut r = Response::new(body::full(app.metrics.encode()));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             return r;
         }
@@ -67,16 +88,27 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         (&Method::GET, "/admin/config") => ("config", Scope::Read),
         (&Method::POST, "/admin/purge") => ("purge", Scope::Purge),
         (_, p) if p.starts_with("/admin/") => {
-            return problem(StatusCode::NOT_FOUND, "not_found", "unknown admin endpoint or method");
+            return problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "unknown admin endpoint or method",
+            );
         }
         _ => return problem(StatusCode::NOT_FOUND, "not_found", "not found"),
     };
     let request_id = crate::telemetry::request_id(req.headers());
     let Some(rt) = app.runtime() else {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "no config revision is loaded yet");
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "no config revision is loaded yet",
+        );
     };
     let query = req.uri().query().unwrap_or("");
-    let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let principal = rt.tokens.authenticate(auth);
     let audit = |who: &str, result: &str, target: String, detail: String| {
         app.audit.record(&AuditRecord {
@@ -94,18 +126,40 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
             "denied" => "denied",
             _ => "error",
         };
-        app.metrics.admin_requests.get_or_create(&AdminLabels { action, outcome }).inc();
+        app.metrics
+            .admin_requests
+            .get_or_create(&AdminLabels { action, outcome })
+            .inc();
     };
     let principal: Principal = match principal {
         Some(p) if p.allows(scope) => p,
         Some(p) => {
-            audit(&p.name, "denied", query.to_owned(), format!("token lacks scope {scope:?}"));
-            return problem(StatusCode::FORBIDDEN, "insufficient_scope", &format!("this token may not {action}"));
+            audit(
+                &p.name,
+                "denied",
+                query.to_owned(),
+                format!("token lacks scope {scope:?}"),
+            );
+            return problem(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                &format!("this token may not {action}"),
+            );
         }
         None => {
-            audit("anonymous", "denied", query.to_owned(), "missing or invalid bearer token".into());
-            let mut r = problem(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            audit(
+                "anonymous",
+                "denied",
+                query.to_owned(),
+                "missing or invalid bearer token".into(),
+            );
+            let mut r = problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid bearer token is required",
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return r;
         }
     };
@@ -117,7 +171,10 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         }
         "cache-stats" => {
             audit(who, "ok", String::new(), String::new());
-            json(StatusCode::OK, serde_json::json!({"layers": app.cache.stats()}))
+            json(
+                StatusCode::OK,
+                serde_json::json!({"layers": app.cache.stats()}),
+            )
         }
         "config" => {
             audit(who, "ok", String::new(), String::new());
@@ -128,24 +185,57 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         }
         "purge" => {
             if let Some(tag) = query_param(query, "tag") {
-                if tag.is_empty() || tag.len() > 128 || !tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) {
+                if tag.is_empty()
+                    || tag.len() > 128
+                    || !tag
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+                {
                     audit(who, "error", tag.to_owned(), "invalid tag".into());
-                    return problem(StatusCode::BAD_REQUEST, "invalid_tag", "tag: letters, digits, '-', '_', '.', ':' (1–128)");
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_tag",
+                        "tag: letters, digits, '-', '_', '.', ':' (1–128)",
+                    );
                 }
                 let removed = app.cache.purge_tag(tag).await;
-                audit(who, "ok", format!("tag={tag}"), format!("removed={removed}"));
-                json(StatusCode::OK, serde_json::json!({"tag": tag, "removed": removed}))
+                audit(
+                    who,
+                    "ok",
+                    format!("tag={tag}"),
+                    format!("removed={removed}"),
+                );
+                json(
+                    StatusCode::OK,
+                    serde_json::json!({"tag": tag, "removed": removed}),
+                )
             } else if let Some(key) = query_param(query, "key") {
                 let Ok(k) = key.parse::<CacheKey>() else {
                     audit(who, "error", key.to_owned(), "invalid key".into());
-                    return problem(StatusCode::BAD_REQUEST, "invalid_key", "key: 64 hex characters (see X-Cache-Key / debug view)");
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_key",
+                        "key: 64 hex characters (see X-Cache-Key / debug view)",
+                    );
                 };
                 let removed = app.cache.remove(&k).await;
-                audit(who, "ok", format!("key={key}"), format!("removed={removed}"));
-                json(StatusCode::OK, serde_json::json!({"key": key, "removed": removed}))
+                audit(
+                    who,
+                    "ok",
+                    format!("key={key}"),
+                    format!("removed={removed}"),
+                );
+                json(
+                    StatusCode::OK,
+                    serde_json::json!({"key": key, "removed": removed}),
+                )
             } else {
                 audit(who, "error", query.to_owned(), "no tag or key".into());
-                problem(StatusCode::BAD_REQUEST, "missing_parameter", "purge needs ?tag=TAG or ?key=HEX")
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "missing_parameter",
+                    "purge needs ?tag=TAG or ?key=HEX",
+                )
             }
         }
         _ => problem(StatusCode::NOT_FOUND, "not_found", "not found"),

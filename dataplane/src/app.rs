@@ -71,17 +71,27 @@ impl App {
     /// Builds the long-lived state. Cache sizes and transform slots are taken from `initial`
     /// and fixed for the life of the process (a change to them needs a restart; everything
     /// else reloads live).
-    pub async fn new(settings: Settings, initial: &DataPlaneConfig, base: &std::path::Path) -> anyhow::Result<Arc<App>> {
+    pub async fn new(
+        settings: Settings,
+        initial: &DataPlaneConfig,
+        base: &std::path::Path,
+    ) -> anyhow::Result<Arc<App>> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
         let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
         let mem = &initial.cache.memory;
         if mem.max_bytes > 0 {
-            layers.push(Arc::new(MemoryLayer::new(mem.max_bytes, mem.max_object_bytes, metrics.clone())));
+            layers.push(Arc::new(MemoryLayer::new(
+                mem.max_bytes,
+                mem.max_object_bytes,
+                metrics.clone(),
+            )));
         }
         if let Some(disk) = &initial.cache.disk {
             let dir = crate::auth::resolve(base, &disk.path);
-            layers.push(Arc::new(DiskLayer::open(dir, disk.max_bytes, metrics.clone()).await?));
+            layers.push(Arc::new(
+                DiskLayer::open(dir, disk.max_bytes, metrics.clone()).await?,
+            ));
         }
         let l = &initial.limits;
         Ok(Arc::new(App {
@@ -138,7 +148,9 @@ impl App {
             .set(1);
         self.metrics
             .config_loads
-            .get_or_create(&LoadLabels { outcome: LoadOutcome::Ok })
+            .get_or_create(&LoadLabels {
+                outcome: LoadOutcome::Ok,
+            })
             .inc();
         tracing::info!(revision = %new_rev, digest = %rt.digest, "config revision active");
         self.live.store(Some(Arc::new(rt)));

@@ -49,7 +49,10 @@ const EXIT_BAD_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     let flags = Flags::parse();
     telemetry::init_logging(flags.log_format == "json");
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -67,7 +70,8 @@ async fn run(flags: Flags) -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
-    let (Some(ffmpeg), Some(ffprobe)) = (find_program(&flags.ffmpeg), find_program(&flags.ffprobe)) else {
+    let (Some(ffmpeg), Some(ffprobe)) = (find_program(&flags.ffmpeg), find_program(&flags.ffprobe))
+    else {
         eprintln!(
             "cannot find {} and {} (install ffmpeg, or pass --ffmpeg/--ffprobe)",
             flags.ffmpeg.display(),
@@ -144,8 +148,16 @@ async fn serve(app: Arc<App>, flags: Flags, digest: String) -> anyhow::Result<()
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let public_task = tokio::spawn(server::serve(public, Arc::new(service::DataPlane(app.clone())), wait_stop(stop_rx.clone())));
-    let admin_task = tokio::spawn(server::serve(admin_l, Arc::new(admin::AdminApi(app.clone())), wait_stop(stop_rx)));
+    let public_task = tokio::spawn(server::serve(
+        public,
+        Arc::new(service::DataPlane(app.clone())),
+        wait_stop(stop_rx.clone()),
+    ));
+    let admin_task = tokio::spawn(server::serve(
+        admin_l,
+        Arc::new(admin::AdminApi(app.clone())),
+        wait_stop(stop_rx),
+    ));
 
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
@@ -174,7 +186,10 @@ async fn shutdown_signal() {
 /// An absolute path for `program`: itself if it has a directory part, else the first match on `PATH`.
 fn find_program(program: &std::path::Path) -> Option<PathBuf> {
     if program.components().count() > 1 {
-        return program.is_file().then(|| std::path::absolute(program).ok()).flatten();
+        return program
+            .is_file()
+            .then(|| std::path::absolute(program).ok())
+            .flatten();
     }
     std::env::var_os("PATH")
         .into_iter()

@@ -9,12 +9,12 @@ use crate::auth::{self, Tokens};
 use crate::config::Document;
 use crate::origin::{OriginState, Origins};
 use crate::params::ParamsConfig;
-use vr_crds::dataplane::{HttpAuth, Source};
 use crate::signing::Signer;
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use vr_crds::dataplane::{DataPlaneConfig, FieldError};
+use vr_crds::dataplane::{HttpAuth, Source};
 use vr_crds::ValidationErrors;
 
 /// One compiled config revision.
@@ -34,7 +34,10 @@ pub struct Runtime {
 
 impl Runtime {
     /// Compiles a validated document; reads key and token files (errors name the config path).
-    pub fn compile(doc: Document, origin_state: Arc<OriginState>) -> Result<Runtime, ValidationErrors> {
+    pub fn compile(
+        doc: Document,
+        origin_state: Arc<OriginState>,
+    ) -> Result<Runtime, ValidationErrors> {
         let cfg = doc.config;
         let mut errs = Vec::<FieldError>::new();
         let origins = match Origins::compile(&with_absolute_paths(&cfg, &doc.base), origin_state) {
@@ -54,7 +57,10 @@ impl Runtime {
         let mut keys = Vec::new();
         for (i, f) in cfg.signing.key_files.iter().enumerate() {
             let path = auth::resolve(&doc.base, f);
-            match std::fs::read(&path).map_err(|e| e.to_string()).and_then(|b| crate::signing::key_from_file_contents(&b).map_err(|e| e.to_string())) {
+            match std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| crate::signing::key_from_file_contents(&b).map_err(|e| e.to_string()))
+            {
                 Ok(k) => keys.push(k),
                 Err(m) => errs.push(FieldError {
                     path: format!("signing.keyFiles[{i}]"),
@@ -66,7 +72,11 @@ impl Runtime {
             .debug
             .allowed_networks
             .iter()
-            .filter_map(|n| n.parse::<ipnet::IpNet>().ok().or_else(|| n.parse::<IpAddr>().ok().map(ipnet::IpNet::from)))
+            .filter_map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .ok()
+                    .or_else(|| n.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+            })
             .collect();
         let signer = if keys.is_empty() {
             None
@@ -105,7 +115,10 @@ impl Runtime {
     /// Whether `peer` may use debug views.
     pub fn debug_allowed(&self, peer: IpAddr) -> bool {
         let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         self.debug_networks.iter().any(|n| n.contains(&peer))

@@ -16,7 +16,7 @@ use crate::body::{self, Body};
 use crate::cache::{CacheKey, KeyParts, Meta, Payload, Stored};
 use crate::error::{self, Classify, Fault};
 use crate::flight::{Joined, NextError, Producer, Start};
-use crate::metrics::{RequestLabels, RevisionLabels, TransformLabels, ModeLabels};
+use crate::metrics::{ModeLabels, RequestLabels, RevisionLabels, TransformLabels};
 use crate::origin::{Route, SourceMeta};
 use crate::params::{self, Resolved};
 use crate::runtime::Runtime;
@@ -70,7 +70,9 @@ impl Classify for EdgeError {
     }
     fn fault(&self) -> Fault {
         match self {
-            EdgeError::Method(_) | EdgeError::NoOrigin(_) | EdgeError::DebugForbidden => Fault::Client,
+            EdgeError::Method(_) | EdgeError::NoOrigin(_) | EdgeError::DebugForbidden => {
+                Fault::Client
+            }
             _ => Fault::Server,
         }
     }
@@ -131,7 +133,10 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         cache: CacheStatus::Pass,
     };
     let rt = app.runtime();
-    let revision = rt.as_ref().map(|r| r.revision().to_owned()).unwrap_or_else(|| "none".into());
+    let revision = rt
+        .as_ref()
+        .map(|r| r.revision().to_owned())
+        .unwrap_or_else(|| "none".into());
     let mut resp = match &rt {
         None => error::response(&EdgeError::NotReady),
         Some(rt) => match pipeline(app, rt, &req, peer, &mut ctx).await {
@@ -150,7 +155,10 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
     app.metrics.requests.get_or_create(&labels).inc();
     app.metrics
         .request_duration
-        .get_or_create(&RevisionLabels { revision, role: "stable" })
+        .get_or_create(&RevisionLabels {
+            revision,
+            role: "stable",
+        })
         .observe(ctx.timing.elapsed_secs());
     tracing::info!(
         request_id = %ctx.request_id,
@@ -171,7 +179,13 @@ fn boxed<E: Classify + Send + Sync + 'static>(e: E) -> StageError {
     Box::new(e)
 }
 
-async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: SocketAddr, ctx: &mut Ctx) -> Result<Response<Body>, StageError> {
+async fn pipeline(
+    app: &Arc<App>,
+    rt: &Arc<Runtime>,
+    req: &Request<()>,
+    peer: SocketAddr,
+    ctx: &mut Ctx,
+) -> Result<Response<Body>, StageError> {
     let method = req.method();
     if method != Method::GET && method != Method::HEAD {
         return Err(boxed(EdgeError::Method(method.to_string())));
@@ -185,10 +199,17 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
         }
     }
 
-    let route = rt.origins.route(path).ok_or_else(|| boxed(EdgeError::NoOrigin(path.to_owned())))?;
+    let route = rt
+        .origins
+        .try_route(path)
+        .map_err(boxed_origin)?
+        .ok_or_else(|| boxed(EdgeError::NoOrigin(path.to_owned())))?;
 
     // Non-video extensions are served untransformed (images, captions…).
-    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     if !rt.video_extensions.contains(&ext) {
         ctx.timing.mark("route");
         return serve_original(app, rt, req, &route, ctx, None, &[]).await;
@@ -206,9 +227,7 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
         Transform::Variant(v) => v.clone(),
     };
 
-    let source = rt.origins.stat(&route).await.map_err(|e| {
-        boxed_origin(e)
-    })?;
+    let source = rt.origins.stat(&route).await.map_err(|e| boxed_origin(e))?;
     ctx.timing.mark("source");
     let canonical = variant.canonical();
     let key = CacheKey::derive(&KeyParts {
@@ -236,7 +255,9 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
         if let Ok(v) = HeaderValue::from_str(hit.layer) {
             extra.insert(HeaderName::from_static("x-cache-layer"), v);
         }
-        return Ok(serve::respond(req.method(), req.headers(), &hit.meta, hit.payload, extra).await);
+        return Ok(
+            serve::respond(req.method(), req.headers(), &hit.meta, hit.payload, extra).await,
+        );
     }
     ctx.timing.mark("cache");
 
@@ -272,10 +293,19 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
         return match reader.outcome().await {
             Ok(done) => {
                 let Some((file, len)) = reader.spool() else {
-                    return Err(boxed(EdgeError::Internal("finished variant has no spool".into())));
+                    return Err(boxed(EdgeError::Internal(
+                        "finished variant has no spool".into(),
+                    )));
                 };
                 ctx.timing.mark("transform");
-                Ok(serve::respond(req.method(), req.headers(), &done.meta, Payload::File { file, len }, extra).await)
+                Ok(serve::respond(
+                    req.method(),
+                    req.headers(),
+                    &done.meta,
+                    Payload::File { file, len },
+                    extra,
+                )
+                .await)
             }
             Err(f) => failure_response(app, rt, req, &route, ctx, f, &resolved.vary).await,
         };
@@ -295,11 +325,22 @@ async fn pipeline(app: &Arc<App>, rt: &Arc<Runtime>, req: &Request<()>, peer: So
         }
         Start::Finished(Ok(done)) => {
             let Some((file, len)) = reader.spool() else {
-                return Err(boxed(EdgeError::Internal("finished variant has no spool".into())));
+                return Err(boxed(EdgeError::Internal(
+                    "finished variant has no spool".into(),
+                )));
             };
-            Ok(serve::respond(req.method(), req.headers(), &done.meta, Payload::File { file, len }, extra).await)
+            Ok(serve::respond(
+                req.method(),
+                req.headers(),
+                &done.meta,
+                Payload::File { file, len },
+                extra,
+            )
+            .await)
         }
-        Start::Finished(Err(f)) => failure_response(app, rt, req, &route, ctx, f, &resolved.vary).await,
+        Start::Finished(Err(f)) => {
+            failure_response(app, rt, req, &route, ctx, f, &resolved.vary).await
+        }
     }
 }
 
@@ -318,7 +359,9 @@ async fn failure_response(
 ) -> Result<Response<Body>, StageError> {
     match f {
         Failure::Error(e) => Err(Box::new(SharedError(e))),
-        Failure::ServeOriginal(reason) => serve_original(app, rt, req, route, ctx, Some(reason), vary).await,
+        Failure::ServeOriginal(reason) => {
+            serve_original(app, rt, req, route, ctx, Some(reason), vary).await
+        }
     }
 }
 
@@ -335,7 +378,8 @@ async fn serve_original(
     ctx.cache = CacheStatus::Pass;
     let fetched = rt.origins.fetch(route).await.map_err(boxed_origin)?;
     ctx.timing.mark("source");
-    let file = std::fs::File::open(&fetched.path).map_err(|e| boxed(EdgeError::Internal(format!("cannot open source: {e}"))))?;
+    let file = std::fs::File::open(&fetched.path)
+        .map_err(|e| boxed(EdgeError::Internal(format!("cannot open source: {e}"))))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let ttl = origin_ttl(rt, route).ok;
     let now = SystemTime::now();
@@ -409,7 +453,14 @@ impl Production {
             Err(Outcome::Timeout(_)) => "timeout",
             Err(_) => "error",
         };
-        self.app.metrics.transforms.get_or_create(&TransformLabels { mode, outcome: label }).inc();
+        self.app
+            .metrics
+            .transforms
+            .get_or_create(&TransformLabels {
+                mode,
+                outcome: label,
+            })
+            .inc();
         self.app
             .metrics
             .transform_duration
@@ -433,8 +484,17 @@ impl Production {
     async fn produce(&self, producer: &Producer<Arc<Done>, Failure>) -> Result<Arc<Done>, Outcome> {
         let app = &self.app;
         let cfg = &self.rt.config;
-        let _slot = app.admission.acquire().await.map_err(|e| Outcome::Stage(boxed(e)))?;
-        let fetched = self.rt.origins.fetch(&self.route).await.map_err(Outcome::Origin)?;
+        let _slot = app
+            .admission
+            .acquire()
+            .await
+            .map_err(|e| Outcome::Stage(boxed(e)))?;
+        let fetched = self
+            .rt
+            .origins
+            .fetch(&self.route)
+            .await
+            .map_err(Outcome::Origin)?;
         let limits = ProbeLimits {
             max_pixels: cfg.limits.max_pixels,
             max_duration_ms: u64::from(cfg.limits.max_duration_seconds) * 1000,
@@ -442,27 +502,46 @@ impl Production {
             probe_size_bytes: cfg.limits.probe_size_bytes,
             timeout: Duration::from_secs(30),
         };
-        let info = app.transcoder.probe(&fetched.path, &limits).await.map_err(Outcome::Transcode)?;
-        let plan = transcode::plan(&self.variant, &info, cfg.limits.ffmpeg_threads).map_err(Outcome::Transcode)?;
+        let info = app
+            .transcoder
+            .probe(&fetched.path, &limits)
+            .await
+            .map_err(Outcome::Transcode)?;
+        let plan = transcode::plan(&self.variant, &info, cfg.limits.ffmpeg_threads)
+            .map_err(Outcome::Transcode)?;
         let deadline = Duration::from_secs(cfg.limits.transform_timeout_seconds.into());
-        let mut job = app.transcoder.spawn(&fetched.path, &plan, deadline).map_err(Outcome::Transcode)?;
+        let mut job = app
+            .transcoder
+            .spawn(&fetched.path, &plan, deadline)
+            .map_err(Outcome::Transcode)?;
 
         let spool = tempfile::Builder::new()
             .prefix("out-")
             .tempfile_in(&app.work_dir)
-            .map_err(|e| Outcome::Stage(boxed(EdgeError::Internal(format!("cannot create spool: {e}")))))?;
-        let reader_handle = spool
-            .reopen()
-            .map_err(|e| Outcome::Stage(boxed(EdgeError::Internal(format!("cannot reopen spool: {e}")))))?;
+            .map_err(|e| {
+                Outcome::Stage(boxed(EdgeError::Internal(format!(
+                    "cannot create spool: {e}"
+                ))))
+            })?;
+        let reader_handle = spool.reopen().map_err(|e| {
+            Outcome::Stage(boxed(EdgeError::Internal(format!(
+                "cannot reopen spool: {e}"
+            ))))
+        })?;
         producer.start(Arc::new(reader_handle), plan.content_type().to_owned());
-        let mut writer = spool.as_file().try_clone().map_err(|e| Outcome::Stage(boxed(EdgeError::Internal(e.to_string()))))?;
+        let mut writer = spool
+            .as_file()
+            .try_clone()
+            .map_err(|e| Outcome::Stage(boxed(EdgeError::Internal(e.to_string()))))?;
         let mut total: u64 = 0;
         while let Some(chunk) = job.next_chunk().await {
             let chunk = chunk.map_err(Outcome::from_transcode)?;
             // Page-cache writes of ≤ a pipe buffer are short; a blocking task would cost more.
-            writer
-                .write_all(&chunk)
-                .map_err(|e| Outcome::Stage(boxed(EdgeError::Internal(format!("spool write failed: {e}")))))?;
+            writer.write_all(&chunk).map_err(|e| {
+                Outcome::Stage(boxed(EdgeError::Internal(format!(
+                    "spool write failed: {e}"
+                ))))
+            })?;
             total += chunk.len() as u64;
             producer.advance(chunk.len() as u64);
         }
@@ -481,7 +560,9 @@ impl Production {
             cache_control: None,
         };
         if self.store {
-            app.cache.put(&self.key, &meta, &Stored::File(spool.path().to_path_buf())).await;
+            app.cache
+                .put(&self.key, &meta, &Stored::File(spool.path().to_path_buf()))
+                .await;
         }
         // `spool` is dropped (unlinked) here; readers keep their open handle.
         Ok(Arc::new(Done { meta }))
@@ -518,7 +599,9 @@ impl Outcome {
         match self {
             Outcome::Abandoned => Failure::Error(Arc::new(EdgeError::Abandoned)),
             Outcome::Origin(e) => {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE && rt.config.limits.oversize == OversizePolicy::ServeOriginal {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE
+                    && rt.config.limits.oversize == OversizePolicy::ServeOriginal
+                {
                     Failure::ServeOriginal("oversize")
                 } else {
                     Failure::Error(Arc::new(e))
@@ -526,7 +609,9 @@ impl Outcome {
             }
             Outcome::Transcode(e) | Outcome::Timeout(e) => {
                 // Mistakes in the request (e.g. `time` past the end) are answered, not hidden.
-                if origin_policy == TransformErrorPolicy::ServeOriginal && e.status() != StatusCode::BAD_REQUEST {
+                if origin_policy == TransformErrorPolicy::ServeOriginal
+                    && e.status() != StatusCode::BAD_REQUEST
+                {
                     return Failure::ServeOriginal("transform-error");
                 }
                 Failure::Error(Arc::new(e))
@@ -574,7 +659,10 @@ fn streaming_body(reader: crate::flight::Reader<Arc<Done>, Failure>) -> Body {
         let mut r = state?;
         match r.next().await? {
             Ok(bytes) => Some((Ok(bytes), Some(r))),
-            Err(NextError::Failed(f)) => Some((Err(std::io::Error::other(format!("transform failed: {f:?}"))), None)),
+            Err(NextError::Failed(f)) => Some((
+                Err(std::io::Error::other(format!("transform failed: {f:?}"))),
+                None,
+            )),
             Err(NextError::Io(m)) => Some((Err(std::io::Error::other(m)), None)),
         }
     });
@@ -583,7 +671,8 @@ fn streaming_body(reader: crate::flight::Reader<Arc<Done>, Failure>) -> Body {
 
 fn etag_for(key: &CacheKey) -> HeaderValue {
     let hex = key.hex();
-    HeaderValue::from_str(&format!("\"v-{}\"", &hex[..32.min(hex.len())])).unwrap_or_else(|_| HeaderValue::from_static("\"v\""))
+    HeaderValue::from_str(&format!("\"v-{}\"", &hex[..32.min(hex.len())]))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"v\""))
 }
 
 fn short_hash(s: &str) -> String {
@@ -592,7 +681,10 @@ fn short_hash(s: &str) -> String {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn status_class(s: StatusCode) -> &'static str {
@@ -615,12 +707,19 @@ fn origin_ttl(rt: &Runtime, route: &Route) -> vr_crds::dataplane::TtlByStatus {
 }
 
 fn cache_control(ttl: u32) -> HeaderValue {
-    HeaderValue::from_str(&format!("public, max-age={ttl}")).unwrap_or_else(|_| HeaderValue::from_static("no-store"))
+    HeaderValue::from_str(&format!("public, max-age={ttl}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
 }
 
 /// Tags: `<prefix>origin-<origin>`, `<prefix><source path>`, `<prefix>derivative-<name>`,
 /// `<prefix>format-<format>`, `<prefix>mode-<mode>`, and the origin's own tags.
-fn cache_tags(rt: &Runtime, route: &Route, source: &SourceMeta, resolved: &Resolved, variant: &Variant) -> Vec<String> {
+fn cache_tags(
+    rt: &Runtime,
+    route: &Route,
+    source: &SourceMeta,
+    resolved: &Resolved,
+    variant: &Variant,
+) -> Vec<String> {
     let p = &rt.config.cache.tag_prefix;
     let mut tags = vec![
         format!("{p}origin-{}", route.origin),
@@ -643,7 +742,13 @@ pub fn source_tag(prefix: &str, origin: &str, key: &str) -> String {
     let clean: String = key
         .trim_start_matches('/')
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let tag = format!("{prefix}{origin}-{clean}");
     if tag.len() <= 128 {
@@ -653,7 +758,13 @@ pub fn source_tag(prefix: &str, origin: &str, key: &str) -> String {
     }
 }
 
-fn variant_headers(rt: &Runtime, resolved: &Resolved, variant: &Variant, tags: &[String], ttl: u32) -> HeaderMap {
+fn variant_headers(
+    rt: &Runtime,
+    resolved: &Resolved,
+    variant: &Variant,
+    tags: &[String],
+    ttl: u32,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, cache_control(ttl));
     if let Ok(v) = HeaderValue::from_str(&tags.join(",")) {
@@ -668,7 +779,11 @@ fn variant_headers(rt: &Runtime, resolved: &Resolved, variant: &Variant, tags: &
         h.insert(HeaderName::from_static("x-param-warnings"), v);
     }
     if let Some(name) = &resolved.filename {
-        let name = if name.contains('.') { name.clone() } else { format!("{name}.{}", variant.format.extension()) };
+        let name = if name.contains('.') {
+            name.clone()
+        } else {
+            format!("{name}.{}", variant.format.extension())
+        };
         if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
         }
@@ -683,7 +798,10 @@ fn variant_headers(rt: &Runtime, resolved: &Resolved, variant: &Variant, tags: &
         ("x-playback-loop", hints.loop_.map(|b| b.to_string())),
         ("x-playback-autoplay", hints.autoplay.map(|b| b.to_string())),
         ("x-playback-muted", hints.muted.map(|b| b.to_string())),
-        ("x-playback-preload", hints.preload.map(|p| p.as_str().to_owned())),
+        (
+            "x-playback-preload",
+            hints.preload.map(|p| p.as_str().to_owned()),
+        ),
     ] {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
             h.insert(HeaderName::from_static(name), v);
@@ -697,7 +815,14 @@ fn query_has_debug_view(query: &str) -> bool {
     query.split('&').any(|p| p == "debug=view")
 }
 
-fn debug_view(rt: &Runtime, route: &Route, source: &SourceMeta, resolved: &Resolved, variant: &Variant, key: &CacheKey) -> Response<Body> {
+fn debug_view(
+    rt: &Runtime,
+    route: &Route,
+    source: &SourceMeta,
+    resolved: &Resolved,
+    variant: &Variant,
+    key: &CacheKey,
+) -> Response<Body> {
     let v = serde_json::json!({
         "revision": rt.revision(),
         "origin": route.origin,
@@ -709,8 +834,12 @@ fn debug_view(rt: &Runtime, route: &Route, source: &SourceMeta, resolved: &Resol
         "warnings": resolved.warnings,
     });
     let mut resp = Response::new(body::json(&v));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -720,7 +849,8 @@ fn error_response(rt: &Runtime, e: &(dyn Classify + Send + Sync)) -> Response<Bo
     // Answers to mistakes may be cached briefly downstream; overload answers never.
     if !e.retryable() && status.as_u16() >= 400 {
         let ttl = rt.config.cache.ttl.for_status(status.as_u16());
-        resp.headers_mut().insert(header::CACHE_CONTROL, cache_control(ttl));
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, cache_control(ttl));
     }
     resp
 }
@@ -734,13 +864,23 @@ fn finish_headers(resp: &mut Response<Body>, ctx: &Ctx, revision: &str) {
     if let Ok(v) = HeaderValue::from_str(revision) {
         h.insert(HeaderName::from_static("x-config-revision"), v);
     }
-    h.insert(HeaderName::from_static("x-cache-status"), HeaderValue::from_static(ctx.cache.as_str()));
-    h.insert(HeaderName::from_static("server-timing"), ctx.timing.header());
+    h.insert(
+        HeaderName::from_static("x-cache-status"),
+        HeaderValue::from_static(ctx.cache.as_str()),
+    );
+    h.insert(
+        HeaderName::from_static("server-timing"),
+        ctx.timing.header(),
+    );
     h.insert(header::SERVER, HeaderValue::from_static("video-resizer"));
 }
 
 fn content_type_for_path(path: &str) -> &'static str {
-    match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+    match path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("mp4" | "m4v") => "video/mp4",
         Some("webm") => "video/webm",
         Some("mov") => "video/quicktime",
