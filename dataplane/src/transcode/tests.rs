@@ -1,5 +1,6 @@
 //! External tests: real ffmpeg/ffprobe on generated fixtures (`#[ignore]`d; run with
-//! `cargo test -p vr-dataplane --lib transcode -- --include-ignored`).
+//! `cargo test -p vr-dataplane --lib transcode -- --include-ignored`), plus one plain test
+//! that starts no process.
 
 use super::*;
 use crate::error::Classify;
@@ -530,4 +531,38 @@ async fn measure_1080p_to_360p() {
         first.unwrap(),
         first_moof.unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_missing_binary_is_a_spawn_error_without_its_path() {
+    let t = Transcoder::new(
+        TranscoderConfig::new("/nonexistent/ffmpeg", "/nonexistent/ffprobe"),
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+    );
+    let p = plan(
+        &variant(Mode::Video).normalized(),
+        &MediaInfo {
+            width: Some(640),
+            height: Some(360),
+            video_codec: Some("h264".into()),
+            ..MediaInfo::default()
+        },
+        2,
+    )
+    .unwrap();
+    let err = t
+        .spawn(
+            std::path::Path::new("/tmp/x.mp4"),
+            &p,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TranscodeError::Spawn {
+            program: "ffmpeg",
+            ..
+        }
+    ));
+    assert!(!err.to_string().contains("nonexistent"));
 }
