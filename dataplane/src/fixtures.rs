@@ -25,6 +25,9 @@ pub enum Fixture {
     MoovAtEnd,
     /// [`Fixture::MoovAtEnd`] cut in half: the index never arrives, as with an interrupted upload.
     Truncated,
+    /// A 2 s 320×240 fast-start MP4 cut at 60 %: the index is whole (probing succeeds) but
+    /// the media data stops early.
+    TruncatedMedia,
     /// A tiny MOV whose sample description claims 30000×30000 (an H.266 `vvc1` entry, which
     /// this ffmpeg cannot decode, so nothing overrides the container's size). ffmpeg refuses
     /// pictures over ~16k×16k for every codec it decodes, so a header claim is the honest way
@@ -46,6 +49,7 @@ impl Fixture {
             Fixture::AacOnly { secs } => format!("aac_{secs}s.m4a"),
             Fixture::MoovAtEnd => "moov_at_end.mp4".into(),
             Fixture::Truncated => "truncated.mp4".into(),
+            Fixture::TruncatedMedia => "truncated_media.mp4".into(),
             Fixture::HugeDimensions => "huge_dimensions.mov".into(),
             Fixture::HlsPlaylist { .. } => "playlist.m3u8".into(),
             Fixture::Garbage => "garbage.mp4".into(),
@@ -85,6 +89,13 @@ pub async fn generate(ffmpeg: &Path, dir: &Path, f: Fixture) -> io::Result<PathB
             moov_at_end(ffmpeg, &full).await?;
             let bytes = tokio::fs::read(&full).await?;
             tokio::fs::write(&out, &bytes[..bytes.len() / 2]).await?;
+            tokio::fs::remove_file(&full).await?;
+        }
+        Fixture::TruncatedMedia => {
+            let full = dir.join("truncated_media_source.mp4");
+            h264(ffmpeg, &full, "320x240", 2, true).await?;
+            let bytes = tokio::fs::read(&full).await?;
+            tokio::fs::write(&out, &bytes[..bytes.len() * 6 / 10]).await?;
             tokio::fs::remove_file(&full).await?;
         }
         Fixture::HugeDimensions => {

@@ -132,3 +132,41 @@ impl Classify for TranscodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_problems_are_422_time_is_400_and_timeouts_may_be_retried() {
+        let e = TranscodeError::TooManyPixels { pixels: 9, max: 1 };
+        assert_eq!(
+            (e.status(), e.fault()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Fault::Client)
+        );
+        let e = TranscodeError::TimePastEnd {
+            time_ms: 5,
+            duration_ms: 5,
+        };
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.details(),
+            Some(serde_json::json!({ "parameter": "time" }))
+        );
+        let e = TranscodeError::Timeout;
+        assert_eq!(
+            (e.status(), e.fault(), e.retryable()),
+            (StatusCode::GATEWAY_TIMEOUT, Fault::Server, true)
+        );
+    }
+
+    #[test]
+    fn a_failed_run_keeps_stderr_out_of_its_message() {
+        let e = TranscodeError::Failed {
+            status: "1".into(),
+            stderr: "/var/cache/vr/src/abc.mp4: Invalid data".into(),
+        };
+        assert_eq!(e.to_string(), "transform failed (ffmpeg exit status 1)");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -89,6 +89,9 @@ impl Plan {
             "-hide_banner",
             "-loglevel",
             "error",
+            // A corrupt packet or a cut-off file fails the job instead of ending the output
+            // early with exit 0 (which would be cached as a complete variant).
+            "-xerror",
             "-protocol_whitelist",
             PROTOCOL_WHITELIST,
             "-format_whitelist",
@@ -113,6 +116,13 @@ impl Plan {
 /// Plans the ffmpeg run that turns the source described by `info` into `variant`.
 ///
 /// `threads` bounds decoder, filter and encoder threads (clamped to 1..=16).
+///
+/// Per mode: `video` → fragmented MP4 (H.264 + AAC) or WebM (VP9 + Opus) with a keyframe every
+/// [`GOP_SECONDS`]; `frame` → one image at `time`; `spritesheet` → one image holding a grid of
+/// `imageCount` frames sampled evenly over `[time, time + duration]` (or to the end), where
+/// **`width`/`height` are the size of each tile**, the grid is ⌈√n⌉ columns wide, and the
+/// whole sheet is at most [`MAX_SHEET_SIDE`] per side; `audio` → fragmented M4A (AAC).
+/// Video sizes are always even (yuv420p); image sizes are exact.
 ///
 /// Errors: [`TranscodeError::NoVideoStream`] / [`TranscodeError::NoAudioStream`] when the mode
 /// needs a stream the source lacks; [`TranscodeError::TimePastEnd`] when `time` is at or past

@@ -1,5 +1,6 @@
 //! External tests: real ffmpeg/ffprobe on generated fixtures (`#[ignore]`d; run with
-//! `cargo test -p vr-dataplane --lib transcode -- --include-ignored`).
+//! `cargo test -p vr-dataplane --lib transcode -- --include-ignored`), plus one plain test
+//! that starts no process.
 
 use super::*;
 use crate::error::Classify;
@@ -362,6 +363,21 @@ async fn truncated_and_garbage_sources_are_unreadable_and_leave_no_process() {
 
 #[tokio::test]
 #[ignore = "external: needs ffmpeg"]
+async fn media_data_cut_short_fails_the_transform_instead_of_ending_it_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture(&dir, Fixture::TruncatedMedia).await;
+    let (t, _) = transcoder();
+    // The index is intact, so probing succeeds…
+    let info = t.probe(&src, &limits()).await.unwrap();
+    let plan = plan(&variant(Mode::Video).normalized(), &info, 2).unwrap();
+    // …but the job must not end with `None` (success) after a partial output.
+    let err = transform(&t, &src, &plan).await.unwrap_err();
+    assert!(matches!(err, TranscodeError::Failed { .. }), "{err:?}");
+    assert_no_process_uses(dir.path());
+}
+
+#[tokio::test]
+#[ignore = "external: needs ffmpeg"]
 async fn huge_claimed_dimensions_are_refused_by_the_pixel_limit() {
     let dir = tempfile::tempdir().unwrap();
     let src = fixture(&dir, Fixture::HugeDimensions).await;
@@ -499,15 +515,54 @@ async fn measure_1080p_to_360p() {
     let plan = plan(&v.normalized(), &info, 2).unwrap();
     let start = Instant::now();
     let mut job = t.spawn(&src, &plan, Duration::from_secs(120)).unwrap();
-    let mut first = None;
+    let (mut first, mut first_moof) = (None, None);
     let mut bytes = 0;
     while let Some(chunk) = job.next_chunk().await {
-        bytes += chunk.unwrap().len();
+        let chunk = chunk.unwrap();
+        bytes += chunk.len();
         first.get_or_insert_with(|| start.elapsed());
+        if first_moof.is_none() && chunk.windows(4).any(|w| w == b"moof") {
+            first_moof = Some(start.elapsed());
+        }
     }
     eprintln!(
-        "1080p→360p mp4, 10 s source: wall {:?}, first chunk {:?}, {bytes} bytes",
+        "1080p→360p mp4, 10 s source: wall {:?}, first chunk {:?}, first moof {:?}, {bytes} bytes",
         start.elapsed(),
-        first.unwrap()
+        first.unwrap(),
+        first_moof.unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_missing_binary_is_a_spawn_error_without_its_path() {
+    let t = Transcoder::new(
+        TranscoderConfig::new("/nonexistent/ffmpeg", "/nonexistent/ffprobe"),
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+    );
+    let p = plan(
+        &variant(Mode::Video).normalized(),
+        &MediaInfo {
+            width: Some(640),
+            height: Some(360),
+            video_codec: Some("h264".into()),
+            ..MediaInfo::default()
+        },
+        2,
+    )
+    .unwrap();
+    let err = t
+        .spawn(
+            std::path::Path::new("/tmp/x.mp4"),
+            &p,
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TranscodeError::Spawn {
+            program: "ffmpeg",
+            ..
+        }
+    ));
+    assert!(!err.to_string().contains("nonexistent"));
 }

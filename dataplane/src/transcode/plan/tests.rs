@@ -310,6 +310,7 @@ fn full_argv_pins_whitelists_before_the_input_and_ends_with_the_pipe() {
     assert_eq!(a[input - 1], "-i");
     for flag in [
         "-nostdin",
+        "-xerror",
         "-protocol_whitelist",
         "-format_whitelist",
         "-codec_whitelist",
