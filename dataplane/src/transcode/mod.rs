@@ -132,6 +132,12 @@ impl Transcoder {
         Job::spawn("ffmpeg", &self.cfg.ffmpeg, &args, deadline)
     }
 
+    /// The exact argument vector [`Transcoder::spawn`] runs for `input` and `plan` (for
+    /// benchmarks that compare against ffmpeg run directly, and for debugging).
+    pub fn ffmpeg_args(&self, input: &Path, plan: &Plan) -> Result<Vec<String>, TranscodeError> {
+        Ok(plan.ffmpeg_args(&input_url(input)?, self.cfg.probe_size_bytes))
+    }
+
     fn count(&self, program: &'static str) {
         self.metrics
             .processes_spawned
