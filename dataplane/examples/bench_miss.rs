@@ -21,10 +21,18 @@ use vr_dataplane::{config, runtime::Runtime, server, service};
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let media = PathBuf::from(args.get(2).cloned().unwrap_or_else(|| "examples/media".into()));
+    let media = PathBuf::from(
+        args.get(2)
+            .cloned()
+            .unwrap_or_else(|| "examples/media".into()),
+    );
     let media = std::fs::canonicalize(&media)?;
     let source = media.join("sample.mp4");
-    anyhow::ensure!(source.is_file(), "{} missing: run scripts/demo.sh once or gen_media", source.display());
+    anyhow::ensure!(
+        source.is_file(),
+        "{} missing: run scripts/demo.sh once or gen_media",
+        source.display()
+    );
 
     let work = tempfile::tempdir()?;
     let cfg_path = work.path().join("c.yaml");
@@ -48,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
     app.install(rt);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(server::serve(listener, Arc::new(service::DataPlane(app.clone())), std::future::pending()));
+    tokio::spawn(server::serve(
+        listener,
+        Arc::new(service::DataPlane(app.clone())),
+        std::future::pending(),
+    ));
 
     // The exact command the data plane runs for this variant.
     let mut variant = Variant::new(vr_crds::media::Mode::Video);
@@ -75,7 +87,11 @@ async fn main() -> anyhow::Result<()> {
         // (a) through the data plane
         let t0 = Instant::now();
         let mut resp = client.get(&url).send().await?;
-        anyhow::ensure!(resp.status() == 200, "data plane answered {}", resp.status());
+        anyhow::ensure!(
+            resp.status() == 200,
+            "data plane answered {}",
+            resp.status()
+        );
         let mut first = None;
         let mut n = 0;
         while let Some(c) = resp.chunk().await? {
@@ -91,7 +107,10 @@ async fn main() -> anyhow::Result<()> {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()?;
-        let mut out = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut out = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut ffirst = None;
         let mut m = 0;
@@ -118,12 +137,23 @@ async fn main() -> anyhow::Result<()> {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let (a, b, c, d) = (med(&mut dp_total), med(&mut ff_total), med(&mut dp_ttfb), med(&mut ff_ttfb));
+    let (a, b, c, d) = (
+        med(&mut dp_total),
+        med(&mut ff_total),
+        med(&mut dp_ttfb),
+        med(&mut ff_ttfb),
+    );
     println!("runs={runs} (interleaved, after one warm-up each); output bytes: data plane {} / ffmpeg {}", sizes.0, sizes.1);
     println!("| path | wall median s | first byte median s | first byte / wall |");
     println!("|---|---|---|---|");
-    println!("| data plane miss (HTTP, probe + ffmpeg + spool + stream) | {a:.3} | {c:.3} | {:.1}% |", 100.0 * c / a);
-    println!("| ffmpeg alone (same argv) | {b:.3} | {d:.3} | {:.1}% |", 100.0 * d / b);
+    println!(
+        "| data plane miss (HTTP, probe + ffmpeg + spool + stream) | {a:.3} | {c:.3} | {:.1}% |",
+        100.0 * c / a
+    );
+    println!(
+        "| ffmpeg alone (same argv) | {b:.3} | {d:.3} | {:.1}% |",
+        100.0 * d / b
+    );
     println!("wall-time ratio data plane / ffmpeg = {:.3}", a / b);
     Ok(())
 }

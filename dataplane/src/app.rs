@@ -78,6 +78,7 @@ impl App {
     ) -> anyhow::Result<Arc<App>> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
+        remove_stale_spools(&settings.work_dir);
         let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
         let mem = &initial.cache.memory;
         if mem.max_bytes > 0 {
@@ -165,5 +166,25 @@ impl App {
             })
             .inc();
         tracing::error!(%reason, "config refused; the last good revision keeps serving");
+    }
+}
+
+/// Deletes spool files a previous run of this process left behind (a crash or SIGKILL skips
+/// the destructors that normally remove them). Only our own prefixes are touched.
+fn remove_stale_spools(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("out-") || name.starts_with("vr-origin-") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a stale spool file"),
+                Err(err) => {
+                    tracing::warn!(file = %name, error = %err, "cannot remove a stale spool file")
+                }
+            }
+        }
     }
 }
