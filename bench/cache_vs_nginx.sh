@@ -11,9 +11,18 @@ CONNS="${2:-16}"
 apt_install ffmpeg nginx-light wrk
 ensure_rust
 cargo build --release -q -p vr-dataplane
-gen_media examples/media
+# A noisy source, so the bitrate caps below decide the object sizes (~1 MB and ~20 MB).
+media="$ROOT/.cache/bench-media"
+mkdir -p "$media"
+if [ ! -s "$media/noisy.mp4" ]; then
+  ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=1920x1080:rate=30:duration=10" \
+    -f lavfi -i "sine=frequency=440:duration=10" -vf "noise=alls=30:allf=t" \
+    -c:v libx264 -preset veryfast -crf 18 -pix_fmt yuv420p -c:a aac "$media/noisy.mp4.tmp.mp4"
+  mv "$media/noisy.mp4.tmp.mp4" "$media/noisy.mp4"
+fi
 
 work="$(mktemp -d)"
+chmod 755 "$work"   # nginx workers run as an unprivileged user and must read www/
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
@@ -26,7 +35,7 @@ origins:
   - name: videos
     matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
     sources:
-      - { kind: local, name: media, root: $ROOT/examples/media, path: '\${name}.mp4' }
+      - { kind: local, name: media, root: $media, path: '\${name}.mp4' }
 cache:
   memory: { maxBytes: 536870912, maxObjectBytes: 67108864 }
 YAML
@@ -55,10 +64,13 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$AD/readyz" >/dev/null && cur
 
 declare -A Q=( [1MB]="width=640&height=360&bitrate=800k" [20MB]="width=1920&height=1080&bitrate=16M" )
 for size in 1MB 20MB; do
-  url="http://127.0.0.1:$DP/videos/sample.mp4?${Q[$size]}"
+  url="http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}"
   curl -sf -o "$work/www/$size.mp4" "$url"           # miss: transform + store
   curl -sf -o "$work/check.mp4" "$url"               # hit: same bytes
   cmp "$work/www/$size.mp4" "$work/check.mp4"
+  chmod 644 "$work/www/$size.mp4"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NG/$size.mp4")
+  [ "$code" = 200 ] || { echo "nginx answered $code for $size.mp4" >&2; exit 1; }
   echo "$size object: $(stat -c %s "$work/www/$size.mp4") bytes" >&2
 done
 
@@ -75,12 +87,14 @@ echo "|---|---|---|---|---|---|---|---|"
 for size in 1MB 20MB; do
   for mode in full range; do
     range=""; [ "$mode" = range ] && range="bytes=0-262143"
-    dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/sample.mp4?${Q[$size]}" "$range")
+    dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}" "$range")
     ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
-    if ! grep -q '^  Latency' <<<"$dp_out"; then echo "$dp_out" >&2; fi
+    for out in "$dp_out" "$ng_out"; do
+      if grep -q 'Non-2xx' <<<"$out" || ! grep -q '^  Latency' <<<"$out"; then echo "$out" >&2; exit 1; fi
+    done
     a=$(rps <<<"$dp_out"); b=$(rps <<<"$ng_out"); pa=$(p99 <<<"$dp_out"); pb=$(p99 <<<"$ng_out")
     printf '| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n' "$size" "$mode" "$a" "$b" \
       "$(python3 -c "print($a/$b)")" "$pa" "$pb" "$(python3 -c "print($pa/$pb)")"
   done
 done
-echo >&2 "cache status of the last dataplane response: $(curl -sI "http://127.0.0.1:$DP/videos/sample.mp4?${Q[1MB]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
+echo >&2 "cache status of the last dataplane response: $(curl -sI "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[1MB]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
