@@ -546,3 +546,39 @@ impl Drop for Tripwire {
         self.task.abort();
     }
 }
+
+/// A config with the local origin `videos` over `media/` (`/videos/<file>`), the origin
+/// `fallback` over the same files with `onTransformError: serveOriginal` (`/fallback/<file>`),
+/// an HTTP origin `remote` (`/remote/<file>` → `<base>/raw/<file>`) when `remote` is given,
+/// the derivative `mobile` (320×180), then `extra` (top-level YAML).
+pub fn media_config(remote: Option<&str>, extra: &str) -> String {
+    let remote = remote
+        .map(|base| {
+            format!(
+                "  - name: remote\n    matcher: '^/remote/(?P<file>[A-Za-z0-9_.-]+)$'\n    sources:\n      - kind: http\n        name: web\n        url: '{base}/raw/${{file}}'\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"revision: r1
+origins:
+  - name: videos
+    matcher: '^/videos/(?P<file>[A-Za-z0-9_.-]+)$'
+    sources:
+      - kind: local
+        name: media
+        root: media
+        path: '${{file}}'
+  - name: fallback
+    matcher: '^/fallback/(?P<file>[A-Za-z0-9_.-]+)$'
+    onTransformError: serveOriginal
+    sources:
+      - kind: local
+        name: media
+        root: media
+        path: '${{file}}'
+{remote}derivatives:
+  mobile: {{ width: 320, height: 180, quality: low }}
+{extra}"#
+    )
+}
