@@ -76,7 +76,11 @@ async fn a_derivative_is_transformed_then_served_from_cache_with_ranges_and_cond
     assert_eq!(r.header("content-range"), Some(expected.as_str()));
 
     let r = h
-        .send(request(Method::GET, uri, &[("if-none-match", etag.as_str())]))
+        .send(request(
+            Method::GET,
+            uri,
+            &[("if-none-match", etag.as_str())],
+        ))
         .await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     assert!(r.body.is_empty());
