@@ -222,12 +222,25 @@ async fn pipeline(
     }
     let variant = match &resolved.transform {
         Transform::Original => {
-            return serve_original(app, rt, req, &route, ctx, None, &resolved.vary).await;
+            let mut resp = serve_original(app, rt, req, &route, ctx, None, &resolved.vary).await?;
+            // Lenient mode may have dropped every parameter: the client still learns which.
+            if let Some(v) = params::warnings_header(&resolved.warnings) {
+                resp.headers_mut()
+                    .insert(HeaderName::from_static("x-param-warnings"), v);
+            }
+            return Ok(resp);
         }
         Transform::Variant(v) => v.clone(),
     };
 
-    let source = rt.origins.stat(&route).await.map_err(|e| boxed_origin(e))?;
+    let source = match rt.origins.stat(&route).await {
+        Ok(s) => s,
+        Err(e) if oversize_fallback(rt, &e) => {
+            return serve_original(app, rt, req, &route, ctx, Some("oversize"), &resolved.vary)
+                .await;
+        }
+        Err(e) => return Err(boxed_origin(e)),
+    };
     ctx.timing.mark("source");
     let canonical = variant.canonical();
     let key = CacheKey::derive(&KeyParts {
@@ -376,7 +389,12 @@ async fn serve_original(
     vary: &[&'static str],
 ) -> Result<Response<Body>, StageError> {
     ctx.cache = CacheStatus::Pass;
-    let fetched = rt.origins.fetch(route).await.map_err(boxed_origin)?;
+    let fetched = match rt.origins.fetch(route).await {
+        Ok(f) => f,
+        // Too large to spool: stream it through instead (the configured oversize policy).
+        Err(e) if oversize_fallback(rt, &e) => return stream_original(rt, req, route, vary).await,
+        Err(e) => return Err(boxed_origin(e)),
+    };
     ctx.timing.mark("source");
     let file = std::fs::File::open(&fetched.path)
         .map_err(|e| boxed(EdgeError::Internal(format!("cannot open source: {e}"))))?;
@@ -422,6 +440,46 @@ async fn serve_original(
     let resp = serve::respond(req.method(), req.headers(), &meta, payload, extra).await;
     // The spooled copy (if any) can go: the open handle keeps the bytes for the response.
     drop(fetched);
+    Ok(resp)
+}
+
+/// Whether `e` is a source over `limits.maxInputBytes` that the config says to serve as is.
+fn oversize_fallback(rt: &Runtime, e: &crate::origin::OriginError) -> bool {
+    matches!(e, crate::origin::OriginError::TooLarge { .. })
+        && rt.config.limits.oversize == OversizePolicy::ServeOriginal
+}
+
+/// Streams an original over `limits.maxInputBytes` straight from its source, marked
+/// `X-Fallback-Applied: oversize` and `no-store`. It is never spooled (so the limit still bounds
+/// disk use) and therefore served whole: no ranges, `Content-Length` only when the source gave one.
+async fn stream_original(
+    rt: &Arc<Runtime>,
+    req: &Request<()>,
+    route: &Route,
+    vary: &[&'static str],
+) -> Result<Response<Body>, StageError> {
+    let (meta, stream) = rt.origins.open(route).await.map_err(boxed_origin)?;
+    let head = req.method() == Method::HEAD;
+    let mut resp = Response::new(if head { body::empty() } else { stream });
+    let h = resp.headers_mut();
+    let content_type = meta
+        .content_type
+        .clone()
+        .unwrap_or_else(|| content_type_for_path(&route.path).to_owned());
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Some(len) = meta.length {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    h.insert("x-fallback-applied", HeaderValue::from_static("oversize"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    if !vary.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&vary.join(", ")) {
+            h.insert(header::VARY, v);
+        }
+    }
     Ok(resp)
 }
 

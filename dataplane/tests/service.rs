@@ -1,0 +1,588 @@
+//! In-process service tests that need no external program: request validation, refused paths,
+//! passthrough, signing, debug access, the admin API and its audit log, live config swaps,
+//! HTTP source timeouts and the input size limit.
+
+mod support;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{local_peer, remote_peer, request, Behavior, Harness, Origin, Reply};
+use vr_dataplane::cache::{CacheKey, KeyParts, Meta, Stored};
+use vr_dataplane::signing::Signer;
+
+const READ_TOKEN: &str = "reader-token-0123456789";
+const PURGE_TOKEN: &str = "purger-token-0123456789";
+const SIGNING_KEY_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A local origin over `media/` and, when `remote` is given, an HTTP origin under `/remote/`.
+fn config(revision: &str, remote: Option<&str>, extra: &str) -> String {
+    let remote = remote
+        .map(|base| {
+            format!(
+                "  - name: remote\n    matcher: '^/remote/(?P<file>[A-Za-z0-9_.-]+)$'\n    sources:\n      - kind: http\n        name: web\n        url: '{base}/raw/${{file}}'\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        r#"revision: {revision}
+origins:
+  - name: videos
+    matcher: '^/videos/(?P<file>[A-Za-z0-9_.-]+)$'
+    sources:
+      - kind: local
+        name: media
+        root: media
+        path: '${{file}}'
+{remote}debug:
+  allowedNetworks: [127.0.0.0/8]
+admin:
+  tokens:
+    - {{ name: reader, tokenFile: read.token, scopes: [read] }}
+    - {{ name: purger, tokenFile: purge.token, scopes: [purge] }}
+{extra}"#
+    )
+}
+
+const CLIP: &[u8] = b"pretend this is an mp4 file";
+
+async fn harness(remote: Option<&str>, extra: &str) -> Harness {
+    Harness::new(
+        &config("r1", remote, extra),
+        &[
+            ("media/a.mp4", CLIP),
+            (
+                "media/captions.vtt",
+                b"WEBVTT\n\n00:00.000 --> 00:01.000\nhello\n",
+            ),
+            ("secret.mp4", b"outside the media root"),
+            ("read.token", READ_TOKEN.as_bytes()),
+            ("purge.token", PURGE_TOKEN.as_bytes()),
+            ("sign.key", SIGNING_KEY_HEX.as_bytes()),
+        ],
+    )
+    .await
+}
+
+fn origin_fetches(h: &Harness) -> f64 {
+    h.metric("vr_origin_fetches_total", &[])
+}
+
+#[tokio::test]
+async fn strict_mode_answers_400_naming_every_bad_parameter() {
+    let h = harness(None, "").await;
+    let r = h.get("/videos/a.mp4?width=0&foo=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "invalid_parameters");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let named: BTreeSet<String> = r.json()["error"]["details"]
+        .as_array()
+        .expect("details list")
+        .iter()
+        .map(|i| i["param"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(named, BTreeSet::from(["foo".into(), "width".into()]));
+    assert_eq!(
+        origin_fetches(&h),
+        0.0,
+        "a bad request never reaches a source"
+    );
+}
+
+#[tokio::test]
+async fn lenient_mode_drops_bad_parameters_and_lists_them_in_x_param_warnings() {
+    let h = harness(None, "params:\n  validation: lenient\n").await;
+    let r = h.get("/videos/a.mp4?width=0&foo=1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        &r.body[..],
+        CLIP,
+        "nothing valid is left: the original is served"
+    );
+    let warnings = r.header("x-param-warnings").expect("X-Param-Warnings");
+    assert!(
+        warnings.contains("width") && warnings.contains("foo"),
+        "{warnings}"
+    );
+}
+
+#[tokio::test]
+async fn a_path_no_origin_matches_is_404() {
+    let h = harness(None, "").await;
+    let r = h.get("/elsewhere/a.mp4").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "no_origin");
+}
+
+#[tokio::test]
+async fn unsafe_paths_are_refused_with_400_and_nothing_is_read() {
+    let h = harness(None, "").await;
+    for path in [
+        "/videos/%2e%2e%2fsecret.mp4",
+        "/videos/..%2Fsecret.mp4",
+        "/videos/a%2Fb.mp4",
+        "/videos/a%00.mp4",
+        "/videos/../secret.mp4",
+        "/videos/%252e%252e/secret.mp4",
+    ] {
+        let r = h.get(path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(r.code(), "bad_path", "{path}");
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains("refused"), "{path}: {message}");
+        assert!(!r.body.windows(6).any(|w| w == b"outside"), "{path}");
+    }
+    assert_eq!(origin_fetches(&h), 0.0, "no source was asked for anything");
+}
+
+#[tokio::test]
+async fn methods_other_than_get_and_head_are_405() {
+    let h = harness(None, "").await;
+    for m in [Method::POST, Method::PUT, Method::DELETE] {
+        let r = h.send(request(m.clone(), "/videos/a.mp4", &[])).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
+        assert_eq!(r.code(), "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn non_video_extensions_pass_through_untransformed_with_ranges() {
+    let h = harness(None, "").await;
+    let whole = std::fs::read(h.media.join("captions.vtt")).expect("read");
+    let r = h.get("/videos/captions.vtt?width=320").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], &whole[..]);
+    assert_eq!(r.header("content-type"), Some("text/vtt"));
+    assert_eq!(r.cache_status(), "PASS");
+
+    let r = h
+        .send(request(
+            Method::GET,
+            "/videos/captions.vtt",
+            &[("range", "bytes=2-5")],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(&r.body[..], &whole[2..=5]);
+    let expected = format!("bytes 2-5/{}", whole.len());
+    assert_eq!(r.header("content-range"), Some(expected.as_str()));
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+#[tokio::test]
+async fn signing_refuses_unsigned_tampered_and_expired_urls_and_admits_a_valid_one() {
+    let h = harness(None, "signing:\n  required: true\n  keyFiles: [sign.key]\n").await;
+    let signer = Signer::new(vec![hex::decode(SIGNING_KEY_HEX).expect("hex")]).expect("signer");
+    let path = "/videos/a.mp4";
+
+    let r = h.get(path).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "signature_missing");
+
+    let good = signer.sign(path, "", Some(unix_now() + 300));
+    let r = h.get(&format!("{path}?{good}")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(&r.body[..], CLIP);
+
+    let signed = signer.sign(path, "width=320", Some(unix_now() + 300));
+    let tampered = signed.replace("width=320", "width=640");
+    let r = h.get(&format!("{path}?{tampered}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "signature_invalid");
+
+    let other_path = h.get(&format!("/videos/captions.vtt?{good}")).await;
+    assert_eq!(other_path.status, StatusCode::FORBIDDEN);
+    assert_eq!(other_path.code(), "signature_invalid");
+
+    let expired = signer.sign(path, "", Some(unix_now() - 10));
+    let r = h.get(&format!("{path}?{expired}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "signature_expired");
+}
+
+#[tokio::test]
+async fn debug_views_are_forbidden_outside_the_allowed_networks() {
+    let h = harness(None, "").await;
+    let uri = "/videos/a.mp4?width=320&debug=view";
+    let r = h
+        .send_from(request(Method::GET, uri, &[]), remote_peer())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "debug_forbidden");
+
+    let r = h
+        .send_from(request(Method::GET, uri, &[]), local_peer())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["origin"], "videos");
+    assert_eq!(v["cacheKey"].as_str().map(str::len), Some(64));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(
+        h.metric("vr_processes_spawned_total", &[]),
+        0.0,
+        "a debug view runs nothing"
+    );
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[tokio::test]
+async fn admin_probes_are_open_and_the_admin_api_needs_a_token_with_the_right_scope() {
+    let h = harness(None, "").await;
+    for (path, needle) in [
+        ("/healthz", "ok"),
+        ("/readyz", "r1"),
+        ("/metrics", "vr_requests"),
+    ] {
+        let r = h.admin(request(Method::GET, path, &[])).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert!(
+            String::from_utf8_lossy(&r.body).contains(needle),
+            "{path} mentions {needle}"
+        );
+    }
+
+    let r = h
+        .admin(request(Method::GET, "/admin/cache/stats", &[]))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+
+    let wrong = bearer("not-a-token-at-all-0000");
+    let r = h
+        .admin(request(
+            Method::GET,
+            "/admin/cache/stats",
+            &[("authorization", wrong.as_str())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let reader = bearer(READ_TOKEN);
+    let r = h
+        .admin(request(
+            Method::POST,
+            "/admin/purge?tag=video-origin-videos",
+            &[("authorization", reader.as_str())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "insufficient_scope");
+
+    let r = h
+        .admin(request(
+            Method::GET,
+            "/admin/cache/stats",
+            &[("authorization", reader.as_str())],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["layers"].is_array());
+}
+
+/// Puts one object tagged `tag` straight into the cache.
+async fn cache_one(h: &Harness, tag: &str) -> CacheKey {
+    let key = CacheKey::derive(&KeyParts {
+        origin: "videos",
+        source: "media",
+        source_key: "a.mp4",
+        validator: "v1",
+        variant: "w=320",
+    });
+    let now = std::time::SystemTime::now();
+    let meta = Meta {
+        content_type: "video/mp4".into(),
+        length: 5,
+        status: 200,
+        created: now,
+        expires: now + Duration::from_secs(600),
+        tags: vec![tag.to_owned()],
+        etag: "\"x\"".into(),
+        last_modified: now,
+        variant: "w=320".into(),
+        cache_control: None,
+    };
+    h.app
+        .cache
+        .put(&key, &meta, &Stored::Bytes(Bytes::from_static(b"bytes")))
+        .await;
+    key
+}
+
+#[tokio::test]
+async fn purge_works_with_the_purge_scope_and_every_admin_call_is_audited() {
+    let h = harness(None, "").await;
+    cache_one(&h, "video-origin-videos").await;
+    assert_eq!(h.cache_objects(), 1);
+
+    // Probes are not admin actions and are not audited.
+    let _ = h.admin(request(Method::GET, "/healthz", &[])).await;
+    let anonymous = h
+        .admin(request(Method::GET, "/admin/cache/stats", &[]))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let reader = bearer(READ_TOKEN);
+    let denied = h
+        .admin(request(
+            Method::POST,
+            "/admin/purge?tag=video-origin-videos",
+            &[("authorization", reader.as_str())],
+        ))
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let purger = bearer(PURGE_TOKEN);
+    let purged = h
+        .admin(request(
+            Method::POST,
+            "/admin/purge?tag=video-origin-videos",
+            &[("authorization", purger.as_str())],
+        ))
+        .await;
+    assert_eq!(purged.status, StatusCode::OK);
+    assert_eq!(purged.json()["removed"], 1);
+    assert_eq!(h.cache_objects(), 0, "the purge removed the object");
+
+    let bad = h
+        .admin(request(
+            Method::POST,
+            "/admin/purge?key=nothex",
+            &[("authorization", purger.as_str())],
+        ))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+    let records = h.audit_records();
+    let seen: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (s("who"), s("action"), s("result"))
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("anonymous", "cache-stats", "denied"),
+        ("reader", "purge", "denied"),
+        ("purger", "purge", "ok"),
+        ("purger", "purge", "error"),
+    ]
+    .iter()
+    .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
+    .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(records[2]["target"], "tag=video-origin-videos");
+    for r in &records {
+        assert!(r["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(r["peer"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("127.0.0.1")));
+    }
+    let raw = std::fs::read_to_string(&h.audit).expect("audit");
+    assert!(
+        !raw.contains(READ_TOKEN) && !raw.contains(PURGE_TOKEN),
+        "tokens never reach the audit log"
+    );
+    assert_eq!(
+        h.metric(
+            "vr_admin_requests_total",
+            &[("action", "purge"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_config_swap_changes_the_revision_of_new_requests_but_not_of_one_in_flight() {
+    let origin = Origin::start(Behavior::Serve {
+        body: Bytes::from_static(CLIP),
+        length: true,
+    })
+    .await;
+    let base = origin.base();
+    let h = harness(Some(&base), "").await;
+    origin.hold();
+
+    let app = h.app.clone();
+    let earlier = tokio::spawn(async move {
+        Reply::read(
+            vr_dataplane::service::handle(
+                &app,
+                request(Method::GET, "/remote/a.mp4", &[]),
+                local_peer(),
+            )
+            .await,
+        )
+        .await
+    });
+    assert!(
+        support::wait_until(Duration::from_secs(10), || origin.gets() == 1).await,
+        "the earlier request reached the origin"
+    );
+
+    h.install(&config("r2", Some(&base), ""));
+    let later = h.get("/videos/a.mp4").await;
+    assert_eq!(later.status, StatusCode::OK);
+    assert_eq!(later.header("x-config-revision"), Some("r2"));
+
+    origin.release();
+    let earlier = earlier.await.expect("task");
+    assert_eq!(earlier.status, StatusCode::OK);
+    assert_eq!(&earlier.body[..], CLIP);
+    assert_eq!(earlier.header("x-config-revision"), Some("r1"));
+
+    assert_eq!(
+        h.metric("vr_config_active", &[("revision", "r1")]),
+        0.0,
+        "r1 is no longer active"
+    );
+    assert_eq!(h.metric("vr_config_active", &[("revision", "r2")]), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_http_source_answers_504_within_the_fetch_timeout() {
+    let origin = Origin::start(Behavior::Hang).await;
+    let h = harness(
+        Some(&origin.base()),
+        "limits:\n  fetchTimeoutSeconds: 1\nresilience:\n  attempts: 1\n",
+    )
+    .await;
+    let started = tokio::time::Instant::now();
+    let r = h.get("/remote/a.mp4?width=320").await;
+    let took = started.elapsed();
+    assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.code(), "source_timeout");
+    assert_eq!(r.json()["error"]["fault"], "origin");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(2),
+        "answered after {took:?} (fetchTimeoutSeconds: 1)"
+    );
+    assert!(h.work_entries().is_empty());
+}
+
+const BIG: usize = 4096;
+
+fn big_body() -> Bytes {
+    Bytes::from((0..BIG).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+#[tokio::test]
+async fn a_source_over_max_input_bytes_is_413_before_anything_is_downloaded() {
+    let origin = Origin::start(Behavior::Serve {
+        body: big_body(),
+        length: true,
+    })
+    .await;
+    let h = harness(Some(&origin.base()), "limits:\n  maxInputBytes: 1024\n").await;
+    for uri in ["/remote/a.mp4?width=320", "/remote/a.mp4"] {
+        let r = h.get(uri).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        assert_eq!(r.code(), "source_too_large", "{uri}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("maxInputBytes")),
+            "{uri}"
+        );
+    }
+    assert_eq!(origin.gets(), 0, "HEAD told the size; no GET was made");
+    assert!(h.work_entries().is_empty());
+}
+
+#[tokio::test]
+async fn a_source_without_a_length_is_cut_off_at_max_input_bytes_while_downloading() {
+    let origin = Origin::start(Behavior::Serve {
+        body: big_body(),
+        length: false,
+    })
+    .await;
+    let h = harness(Some(&origin.base()), "limits:\n  maxInputBytes: 1024\n").await;
+    let r = h.get("/remote/a.mp4?width=320").await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.code(), "source_too_large");
+    assert!(origin.gets() >= 1);
+    assert_eq!(h.metric("vr_processes_spawned_total", &[]), 0.0);
+    assert!(
+        support::wait_until(Duration::from_secs(5), || h.work_entries().is_empty()).await,
+        "the partial download was deleted: {:?}",
+        h.work_entries()
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_source_is_served_original_when_configured() {
+    for length in [true, false] {
+        let origin = Origin::start(Behavior::Serve {
+            body: big_body(),
+            length,
+        })
+        .await;
+        let h = harness(
+            Some(&origin.base()),
+            "limits:\n  maxInputBytes: 1024\n  oversize: serveOriginal\n",
+        )
+        .await;
+        for uri in ["/remote/a.mp4?width=320", "/remote/a.mp4"] {
+            let r = h.get(uri).await;
+            assert_eq!(r.status, StatusCode::OK, "{uri} length={length}: {r:?}");
+            assert_eq!(r.body, big_body(), "{uri} length={length}");
+            assert_eq!(
+                r.header("x-fallback-applied"),
+                Some("oversize"),
+                "{uri} length={length}"
+            );
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+        }
+        assert_eq!(h.cache_objects(), 0, "a fallback is never cached");
+        assert_eq!(h.metric("vr_processes_spawned_total", &[]), 0.0);
+        assert!(
+            support::wait_until(Duration::from_secs(5), || h.work_entries().is_empty()).await,
+            "{:?}",
+            h.work_entries()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_example_standalone_config_parses_and_compiles() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/standalone.yaml");
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join("standalone.yaml");
+    std::fs::copy(&example, &copy).expect("copy example");
+    std::fs::create_dir_all(dir.path().join("media")).expect("media");
+    std::fs::create_dir_all(dir.path().join(".secrets")).expect("secrets");
+    std::fs::write(
+        dir.path().join(".secrets/admin-token"),
+        "example-admin-token-0123456789\n",
+    )
+    .expect("token");
+    let doc = vr_dataplane::config::read(&copy).expect("the example parses and validates");
+    assert_eq!(doc.config.revision, "standalone");
+    assert!(doc.config.derivatives.contains_key("mobile"));
+    let metrics = Arc::new(vr_dataplane::metrics::Metrics::new());
+    let state = vr_dataplane::origin::OriginState::new(metrics, dir.path().join("work"));
+    let rt = vr_dataplane::runtime::Runtime::compile(doc, state).expect("the example compiles");
+    assert!(rt
+        .tokens
+        .authenticate(Some("Bearer example-admin-token-0123456789"))
+        .is_some());
+    assert!(rt.origins.route("/videos/demo.mp4").is_some());
+}
