@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark 1: cache hits of vr-dataplane vs nginx serving the same bytes from disk, side by
 # side in one run, on loopback. Objects of ~1 MB and ~20 MB; full and Range requests.
-# Usage: bench/cache_vs_nginx.sh [seconds-per-run] [connections]
+# Usage: [LAYER=memory|disk] [ROUNDS=3] bench/cache_vs_nginx.sh [seconds-per-run] [connections]
+# LAYER picks the data plane's cache layer that serves the hits (memory: Bytes; disk: files).
 # Prints a markdown table (req/s, p99, ratios) on stdout.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -37,7 +38,11 @@ origins:
     sources:
       - { kind: local, name: media, root: $media, path: '\${name}.mp4' }
 cache:
-  memory: { maxBytes: 536870912, maxObjectBytes: 67108864 }
+$(if [ "${LAYER:-memory}" = disk ]; then
+    printf '  memory: { maxBytes: 0, maxObjectBytes: 0 }\n  disk: { path: %s, maxBytes: 1073741824 }\n' "$work/disk-cache"
+  else
+    printf '  memory: { maxBytes: 536870912, maxObjectBytes: 67108864 }\n'
+  fi)
 YAML
 target/release/vr-dataplane --config "$work/dp.yaml" --listen 127.0.0.1:$DP --admin-listen 127.0.0.1:$AD \
   --work-dir "$work/spool" --log-format text >"$work/dp.log" 2>&1 &
@@ -82,19 +87,27 @@ run_wrk() { # url [range]
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
 
+ROUNDS="${ROUNDS:-3}"
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "Each cell: median of $ROUNDS alternating rounds of ${DUR}s (vr-dataplane, then nginx), wrk -t1 -c$CONNS." >&2
 echo "| object | request | vr-dataplane req/s | nginx req/s | throughput ratio | vr p99 ms | nginx p99 ms | p99 ratio |"
 echo "|---|---|---|---|---|---|---|---|"
 for size in 1MB 20MB; do
   for mode in full range; do
     range=""; [ "$mode" = range ] && range="bytes=0-262143"
-    dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}" "$range")
-    ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
-    for out in "$dp_out" "$ng_out"; do
-      if grep -q 'Non-2xx' <<<"$out" || ! grep -q '^  Latency' <<<"$out"; then echo "$out" >&2; exit 1; fi
+    ra=(); rb=(); pa=(); pb=()
+    for _ in $(seq "$ROUNDS"); do
+      dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}" "$range")
+      ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
+      for out in "$dp_out" "$ng_out"; do
+        if grep -q 'Non-2xx' <<<"$out" || ! grep -q '^  Latency' <<<"$out"; then echo "$out" >&2; exit 1; fi
+      done
+      ra+=("$(rps <<<"$dp_out")"); rb+=("$(rps <<<"$ng_out")"); pa+=("$(p99 <<<"$dp_out")"); pb+=("$(p99 <<<"$ng_out")")
     done
-    a=$(rps <<<"$dp_out"); b=$(rps <<<"$ng_out"); pa=$(p99 <<<"$dp_out"); pb=$(p99 <<<"$ng_out")
+    a=$(printf '%s\n' "${ra[@]}" | median); b=$(printf '%s\n' "${rb[@]}" | median)
+    x=$(printf '%s\n' "${pa[@]}" | median); y=$(printf '%s\n' "${pb[@]}" | median)
     printf '| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n' "$size" "$mode" "$a" "$b" \
-      "$(python3 -c "print($a/$b)")" "$pa" "$pb" "$(python3 -c "print($pa/$pb)")"
+      "$(python3 -c "print($a/$b)")" "$x" "$y" "$(python3 -c "print($x/$y)")"
   done
 done
 echo >&2 "cache status of the last dataplane response: $(curl -sI "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[1MB]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"
