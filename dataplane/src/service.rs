@@ -122,6 +122,7 @@ struct Ctx {
     trace: TraceContext,
     timing: Timing,
     cache: CacheStatus,
+    warnings: Option<HeaderValue>,
 }
 
 /// Answers one request; never panics on input, never blocks on config.
@@ -131,6 +132,7 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         trace: TraceContext::from_headers(req.headers()),
         timing: Timing::default(),
         cache: CacheStatus::Pass,
+        warnings: None,
     };
     let rt = app.runtime();
     let revision = rt
@@ -212,23 +214,20 @@ async fn pipeline(
         .unwrap_or_default();
     if !rt.video_extensions.contains(&ext) {
         ctx.timing.mark("route");
-        return serve_original(app, rt, req, &route, ctx, None, &[]).await;
+        return serve_original(rt, req, &route, ctx, None, &[]).await;
     }
 
     let resolved = params::resolve(query, req.headers(), &rt.params).map_err(boxed)?;
     ctx.timing.mark("params");
+    // Lenient mode: whatever the answer turns out to be (variant, original, fallback), the
+    // client learns which parameters were dropped.
+    ctx.warnings = params::warnings_header(&resolved.warnings);
     if resolved.debug && !rt.debug_allowed(peer.ip()) {
         return Err(boxed(EdgeError::DebugForbidden));
     }
     let variant = match &resolved.transform {
         Transform::Original => {
-            let mut resp = serve_original(app, rt, req, &route, ctx, None, &resolved.vary).await?;
-            // Lenient mode may have dropped every parameter: the client still learns which.
-            if let Some(v) = params::warnings_header(&resolved.warnings) {
-                resp.headers_mut()
-                    .insert(HeaderName::from_static("x-param-warnings"), v);
-            }
-            return Ok(resp);
+            return serve_original(rt, req, &route, ctx, None, &resolved.vary).await;
         }
         Transform::Variant(v) => v.clone(),
     };
@@ -236,7 +235,7 @@ async fn pipeline(
     let source = match rt.origins.stat(&route).await {
         Ok(s) => s,
         Err(e) if oversize_fallback(rt, &e) => {
-            return serve_original(app, rt, req, &route, ctx, Some("oversize"), &resolved.vary)
+            return serve_original(rt, req, &route, ctx, Some("oversize"), &resolved.vary)
                 .await;
         }
         Err(e) => return Err(boxed_origin(e)),
@@ -252,7 +251,7 @@ async fn pipeline(
     });
     let tags = cache_tags(rt, &route, &source, &resolved, &variant);
     let ttl = origin_ttl(rt, &route).ok;
-    let extra = variant_headers(rt, &resolved, &variant, &tags, ttl);
+    let extra = variant_headers(&resolved, &variant, &tags, ttl);
 
     if query_has_debug_view(query) {
         return Ok(debug_view(rt, &route, &source, &resolved, &variant, &key));
@@ -320,7 +319,7 @@ async fn pipeline(
                 )
                 .await)
             }
-            Err(f) => failure_response(app, rt, req, &route, ctx, f, &resolved.vary).await,
+            Err(f) => failure_response(rt, req, &route, ctx, f, &resolved.vary).await,
         };
     }
 
@@ -352,7 +351,7 @@ async fn pipeline(
             .await)
         }
         Start::Finished(Err(f)) => {
-            failure_response(app, rt, req, &route, ctx, f, &resolved.vary).await
+            failure_response(rt, req, &route, ctx, f, &resolved.vary).await
         }
     }
 }
@@ -362,7 +361,6 @@ fn boxed_origin(e: crate::origin::OriginError) -> StageError {
 }
 
 async fn failure_response(
-    app: &Arc<App>,
     rt: &Arc<Runtime>,
     req: &Request<()>,
     route: &Route,
@@ -373,14 +371,13 @@ async fn failure_response(
     match f {
         Failure::Error(e) => Err(Box::new(SharedError(e))),
         Failure::ServeOriginal(reason) => {
-            serve_original(app, rt, req, route, ctx, Some(reason), vary).await
+            serve_original(rt, req, route, ctx, Some(reason), vary).await
         }
     }
 }
 
 /// Serves the source untransformed, with ranges and conditionals; never stored as a variant.
 async fn serve_original(
-    _app: &Arc<App>,
     rt: &Arc<Runtime>,
     req: &Request<()>,
     route: &Route,
@@ -817,7 +814,6 @@ pub fn source_tag(prefix: &str, origin: &str, key: &str) -> String {
 }
 
 fn variant_headers(
-    rt: &Runtime,
     resolved: &Resolved,
     variant: &Variant,
     tags: &[String],
@@ -832,9 +828,6 @@ fn variant_headers(
         if let Ok(v) = HeaderValue::from_str(&resolved.vary.join(", ")) {
             h.insert(header::VARY, v);
         }
-    }
-    if let Some(v) = params::warnings_header(&resolved.warnings) {
-        h.insert(HeaderName::from_static("x-param-warnings"), v);
     }
     if let Some(name) = &resolved.filename {
         let name = if name.contains('.') {
@@ -865,7 +858,6 @@ fn variant_headers(
             h.insert(HeaderName::from_static(name), v);
         }
     }
-    let _ = rt;
     h
 }
 
