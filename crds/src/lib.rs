@@ -6,6 +6,7 @@
 //!   `vr-dataplane --config FILE` reads), with one [`dataplane::DataPlaneConfig::validate`] that
 //!   reports every error with its path.
 
+pub mod contract;
 pub mod dataplane;
 pub mod media;
 

@@ -235,8 +235,7 @@ async fn pipeline(
     let source = match rt.origins.stat(&route).await {
         Ok(s) => s,
         Err(e) if oversize_fallback(rt, &e) => {
-            return serve_original(rt, req, &route, ctx, Some("oversize"), &resolved.vary)
-                .await;
+            return serve_original(rt, req, &route, ctx, Some("oversize"), &resolved.vary).await;
         }
         Err(e) => return Err(boxed_origin(e)),
     };
@@ -350,9 +349,7 @@ async fn pipeline(
             )
             .await)
         }
-        Start::Finished(Err(f)) => {
-            failure_response(rt, req, &route, ctx, f, &resolved.vary).await
-        }
+        Start::Finished(Err(f)) => failure_response(rt, req, &route, ctx, f, &resolved.vary).await,
     }
 }
 
@@ -813,12 +810,7 @@ pub fn source_tag(prefix: &str, origin: &str, key: &str) -> String {
     }
 }
 
-fn variant_headers(
-    resolved: &Resolved,
-    variant: &Variant,
-    tags: &[String],
-    ttl: u32,
-) -> HeaderMap {
+fn variant_headers(resolved: &Resolved, variant: &Variant, tags: &[String], ttl: u32) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, cache_control(ttl));
     if let Ok(v) = HeaderValue::from_str(&tags.join(",")) {
