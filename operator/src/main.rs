@@ -1,0 +1,2 @@
+//! `vr-operator` binary (wired up with the controller).
+fn main() {}
