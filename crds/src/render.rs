@@ -151,10 +151,13 @@ pub fn render(
             let Some(path) = user_path(&e.path, &source_index, &names) else {
                 continue;
             };
-            errs.push(FieldError {
-                path,
-                message: e.message,
-            });
+            // The data plane speaks of files; the user wrote Secret references.
+            let message = if e.path == "signing.keyFiles" {
+                "at least one key is required when signing.required is true".to_owned()
+            } else {
+                e.message
+            };
+            errs.push(FieldError { path, message });
         }
     }
     if !errs.is_empty() {
@@ -388,4 +391,260 @@ fn err(path: impl Into<String>, message: impl Into<String>) -> FieldError {
 
 fn one_err(path: &str, message: impl Into<String>) -> ValidationErrors {
     ValidationErrors(vec![err(path, message)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane;
+    use crate::resources::DerivativeSpec;
+    use serde::Deserialize;
+
+    const EXAMPLE_CONFIG: &str = include_str!("../examples/videoresizerconfig.yaml");
+    const EXAMPLE_DERIVATIVES: &str = include_str!("../examples/derivatives.yaml");
+
+    fn example() -> (VideoResizerConfig, Vec<Derivative>) {
+        let config: VideoResizerConfig = serde_yaml::from_str(EXAMPLE_CONFIG).expect("config");
+        let derivatives = serde_yaml::Deserializer::from_str(EXAMPLE_DERIVATIVES)
+            .map(|doc| Derivative::deserialize(doc).expect("derivative"))
+            .collect();
+        (config, derivatives)
+    }
+
+    fn derivative(name: &str, config: &str, preset: &str) -> Derivative {
+        let preset: dataplane::Derivative = serde_yaml::from_str(preset).expect("preset");
+        Derivative::new(
+            name,
+            DerivativeSpec {
+                config: config.into(),
+                preset,
+            },
+        )
+    }
+
+    fn paths(e: &ValidationErrors) -> Vec<&str> {
+        e.0.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn the_example_renders_to_a_document_the_data_plane_accepts() {
+        let (config, derivatives) = example();
+        let r = render(&config, &derivatives).expect("renders");
+        assert_eq!(r.hash.len(), 64);
+        let final_doc = with_revision(&r, "r1");
+        let parsed = DataPlaneConfig::from_yaml(&final_doc).expect("data plane accepts it");
+        assert_eq!(parsed.revision, "r1");
+        assert_eq!(
+            parsed.derivatives.keys().collect::<Vec<_>>(),
+            ["desktop", "mobile", "tablet", "thumbnail"]
+        );
+        let mut expected = r.config.clone();
+        expected.revision = "r1".into();
+        assert_eq!(parsed, expected);
+        // The placeholder document parses too, to the rendered config itself.
+        assert_eq!(
+            DataPlaneConfig::from_yaml(&r.document).expect("valid"),
+            r.config
+        );
+    }
+
+    #[test]
+    fn identical_inputs_render_identical_documents_in_any_derivative_order() {
+        let (config, mut derivatives) = example();
+        let a = render(&config, &derivatives).expect("renders");
+        derivatives.reverse();
+        let b = render(&config, &derivatives).expect("renders");
+        assert_eq!(a.document, b.document);
+        assert_eq!(a.hash, b.hash);
+    }
+
+    #[test]
+    fn a_derivative_change_changes_the_hash() {
+        let (config, mut derivatives) = example();
+        let before = render(&config, &derivatives).expect("renders").hash;
+        derivatives[0].spec.preset.width = Some(600);
+        let after = render(&config, &derivatives).expect("renders").hash;
+        assert_ne!(before, after);
+    }
+
+    #[test]
+    fn the_revision_label_changes_only_the_revision_line_and_never_the_hash() {
+        let (config, derivatives) = example();
+        let r = render(&config, &derivatives).expect("renders");
+        let r1 = with_revision(&r, "r1");
+        let r2 = with_revision(&r, "r2");
+        assert!(r1.starts_with("revision: \"r1\"\n"), "{r1}");
+        let rest = |d: &str| d.split_once('\n').map(|x| x.1.to_owned());
+        assert_eq!(rest(&r1), rest(&r2));
+        assert_eq!(rest(&r1), rest(&r.document));
+        assert_eq!(render(&config, &derivatives).expect("renders").hash, r.hash);
+    }
+
+    #[test]
+    fn a_numeric_looking_label_still_reads_back_as_a_string() {
+        let (config, derivatives) = example();
+        let r = render(&config, &derivatives).expect("renders");
+        let parsed = DataPlaneConfig::from_yaml(&with_revision(&r, "123")).expect("valid");
+        assert_eq!(parsed.revision, "123");
+        assert_eq!(
+            revision_line("a\"b\\c\n"),
+            "revision: \"a\\\"b\\\\c\\x0a\"\n"
+        );
+    }
+
+    #[test]
+    fn workload_and_history_settings_do_not_change_the_document() {
+        let (mut config, derivatives) = example();
+        let before = render(&config, &derivatives).expect("renders");
+        config.spec.workload.max_replicas = 50;
+        config.spec.revision_history_limit = 3;
+        assert_eq!(render(&config, &derivatives).expect("renders"), before);
+    }
+
+    #[test]
+    fn derivatives_of_other_configs_and_namespaces_are_ignored() {
+        let (mut config, mut derivatives) = example();
+        config.metadata.namespace = Some("media".into());
+        for d in &mut derivatives {
+            d.metadata.namespace = Some("media".into());
+        }
+        let before = render(&config, &derivatives).expect("renders");
+        // Invalid presets prove they are not even validated.
+        let mut elsewhere = derivative("mobile", "web", "{ width: 1 }");
+        elsewhere.metadata.namespace = Some("other".into());
+        derivatives.push(elsewhere);
+        derivatives.push(derivative("huge", "other-config", "{ width: 1 }"));
+        let after = render(&config, &derivatives).expect("renders");
+        assert_eq!(before.hash, after.hash);
+        assert!(!after.config.derivatives.contains_key("huge"));
+    }
+
+    #[test]
+    fn secrets_are_listed_and_referenced_only_as_mounted_file_paths() {
+        let (config, derivatives) = example();
+        let r = render(&config, &derivatives).expect("renders");
+        let secrets: Vec<(&str, &str)> = r
+            .secrets
+            .iter()
+            .map(|(s, k)| (s.as_str(), k.as_str()))
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("admin-tokens", "ops"),
+                ("media-origin", "token"),
+                ("url-signing", "current"),
+                ("url-signing", "previous"),
+            ]
+        );
+        assert_eq!(
+            r.config.signing.key_files,
+            [
+                secret_file_path("url-signing", "current"),
+                secret_file_path("url-signing", "previous"),
+            ]
+        );
+        assert_eq!(
+            r.config.admin.tokens[0].token_file,
+            secret_file_path("admin-tokens", "ops")
+        );
+        match &r.config.origins[0].sources[0] {
+            Source::Http(h) => assert_eq!(
+                h.auth,
+                Some(HttpAuth::Bearer {
+                    token_file: secret_file_path("media-origin", "token")
+                })
+            ),
+            other => panic!("expected http, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_inputs_report_every_error_with_the_users_path() {
+        let (mut config, mut derivatives) = example();
+        let spec = &mut config.spec;
+        spec.origins[0].matcher = "^/videos/(?P<id>[a-z".into();
+        spec.origins[0].sources[1].http.as_mut().expect("http").url = "ftp://x/y".into();
+        let auth = spec.origins[0].sources[0]
+            .http
+            .as_mut()
+            .and_then(|h| h.auth.as_mut())
+            .expect("auth");
+        auth.type_ = AuthType::Header;
+        auth.header_name = Some("Host".into());
+        spec.origins.push(OriginSpec {
+            sources: vec![SourceSpec {
+                name: "disk".into(),
+                kind: SourceKind::Local,
+                local: None,
+                http: None,
+            }],
+            name: "second".into(),
+            ..spec.origins[0].clone()
+        });
+        spec.signing.key_secret_refs.clear();
+        spec.admin.tokens[0].scopes.clear();
+        spec.responsive.default_derivative = Some("missing".into());
+        derivatives[0].spec.preset.width = Some(5);
+        derivatives[0].spec.preset.time = Some("soon".into());
+        derivatives.push(derivative("Bad_Name", "web", "{}"));
+
+        let errs = render(&config, &derivatives).expect_err("invalid");
+        let got = paths(&errs);
+        for expected in [
+            "spec.origins[0].matcher",
+            "spec.origins[0].sources[1].http.url",
+            "spec.origins[0].sources[0].http.auth.headerName",
+            "spec.origins[1].sources[0].local",
+            "spec.signing.keySecretRefs",
+            "spec.admin.tokens[0].scopes",
+            "spec.responsive.defaultDerivative",
+            "Derivative/mobile spec.width",
+            "Derivative/mobile spec.time",
+            "Derivative/Bad_Name metadata.name",
+        ] {
+            assert!(got.contains(&expected), "missing {expected} in {got:?}");
+        }
+        // The source left out for its missing block is not also reported as "no sources".
+        assert!(!got.contains(&"spec.origins[1].sources"), "{got:?}");
+        // Secrets never appear in messages: only references exist anyway.
+        assert!(errs.to_string().contains("Derivative/mobile spec.width: "));
+    }
+
+    #[test]
+    fn a_source_keeps_its_spec_index_after_an_earlier_one_is_left_out() {
+        let (mut config, derivatives) = example();
+        let s0 = &mut config.spec.origins[0].sources[0];
+        s0.kind = SourceKind::Local; // http block set, local missing
+        config.spec.origins[0].sources[1]
+            .http
+            .as_mut()
+            .expect("http")
+            .timeout_seconds = Some(0);
+        let errs = render(&config, &derivatives).expect_err("invalid");
+        let got = paths(&errs);
+        assert!(got.contains(&"spec.origins[0].sources[0].local"), "{got:?}");
+        assert!(got.contains(&"spec.origins[0].sources[0].http"), "{got:?}");
+        assert!(
+            got.contains(&"spec.origins[0].sources[1].http.timeoutSeconds"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn dotted_derivative_names_map_to_the_right_object() {
+        let (config, mut derivatives) = example();
+        derivatives.push(derivative("hd.mobile", "web", "{ height: 99999 }"));
+        let errs = render(&config, &derivatives).expect_err("invalid");
+        assert_eq!(paths(&errs), ["Derivative/hd.mobile spec.height"]);
+    }
+
+    #[test]
+    fn an_omitted_responsive_block_gets_the_same_defaults_as_an_empty_one() {
+        let text = EXAMPLE_CONFIG.replace("  responsive:", "  responsive_unused:");
+        let without: VideoResizerConfig = serde_yaml::from_str(&text).expect("config");
+        let empty: dataplane::Responsive = serde_yaml::from_str("{}").expect("responsive");
+        assert_eq!(without.spec.responsive, empty);
+        assert!(empty.slow_downlink_mbps > 0.0);
+    }
 }
