@@ -29,6 +29,8 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Desired state of one video-resizer installation: its origins, presets policy, limits and
 /// cache, and the data-plane workload that serves it.
+// Printer columns repeat `type_ = ".."`, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "videoresizer.io",
@@ -538,6 +540,8 @@ pub enum Phase {
 
 /// A named preset (`?derivative=mobile`) for one VideoResizerConfig. The Derivative's
 /// `metadata.name` is the name requests use.
+// Printer columns repeat `type_ = ".."`, which clippy mistakes for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "videoresizer.io",
