@@ -163,9 +163,11 @@ pub enum HttpAuth {
 pub struct Derivative {
     /// Output width in pixels (10–8192).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 8192))]
     pub width: Option<u32>,
     /// Output height in pixels (10–8192).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 8192))]
     pub height: Option<u32>,
     /// Output mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,21 +186,26 @@ pub struct Derivative {
     pub compression: Option<Compression>,
     /// Start time (`5s`, `1m30s`, `90`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
     pub time: Option<String>,
     /// Clip duration (`5s`, `1m30s`, `90`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
     pub duration: Option<String>,
     /// Keep the audio track.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<bool>,
     /// Output frame rate (`30`, `29.97`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
     pub fps: Option<String>,
     /// Target video bitrate (`800k`, `2M`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
     pub bitrate: Option<String>,
-    /// Number of images in a spritesheet.
+    /// Number of images in a spritesheet (1–100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub image_count: Option<u32>,
     /// Playback hint `loop`.
     #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
@@ -221,6 +228,7 @@ pub struct Responsive {
     /// Width breakpoints, checked in ascending `maxWidth` order; the last may omit `maxWidth`
     /// (catch-all). Used for `imwidth`/`imheight` and for client-hint widths.
     #[serde(default)]
+    #[schemars(length(max = 32))]
     pub breakpoints: Vec<Breakpoint>,
     /// Derivative per device class, detected from `Sec-CH-UA-Mobile` or `User-Agent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,10 +265,13 @@ pub struct Breakpoint {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceDerivatives {
+    /// Derivative for phones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<String>,
+    /// Derivative for tablets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tablet: Option<String>,
+    /// Derivative for desktops (clients not detected as mobile or tablet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desktop: Option<String>,
 }

@@ -5,9 +5,15 @@
 //! * [`dataplane`] — the rendered data-plane config (what a versioned ConfigMap holds and what
 //!   `vr-dataplane --config FILE` reads), with one [`dataplane::DataPlaneConfig::validate`] that
 //!   reports every error with its path.
+//! * [`resources`] — the custom resources users write (`VideoResizerConfig`, `Derivative`) and
+//!   their CRDs.
+//! * [`render`] — the pure function from those resources to a validated, hashed data-plane
+//!   config document.
 
 pub mod contract;
 pub mod dataplane;
 pub mod media;
+pub mod render;
+pub mod resources;
 
 pub use dataplane::{ConfigError, DataPlaneConfig, ValidationErrors};

@@ -122,8 +122,11 @@ string_enum! {
 string_enum! {
     /// The `preload` playback hint returned to players.
     Preload {
+        /// Load nothing until the user plays.
         None = "none",
+        /// Load only the metadata (duration, dimensions).
         Metadata = "metadata",
+        /// The player may load the whole file.
         Auto = "auto",
     }
 }
