@@ -222,7 +222,7 @@ pub struct Derivative {
 }
 
 /// Responsive selection of a derivative.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Responsive {
     /// Width breakpoints, checked in ascending `maxWidth` order; the last may omit `maxWidth`
@@ -248,6 +248,19 @@ pub struct Responsive {
 
 fn default_slow_downlink() -> f64 {
     1.5
+}
+
+impl Default for Responsive {
+    // Written out (not derived) so an omitted `responsive` block means the same as `{}`.
+    fn default() -> Self {
+        Responsive {
+            breakpoints: Vec::new(),
+            device_derivatives: None,
+            constrained_network_derivative: None,
+            slow_downlink_mbps: default_slow_downlink(),
+            default_derivative: None,
+        }
+    }
 }
 
 /// One width breakpoint.
@@ -1416,6 +1429,15 @@ derivatives:
         assert_eq!(cfg.params.validation, ValidationMode::Strict);
         assert_eq!(cfg.cache.ttl.ok, 86_400);
         assert_eq!(cfg.cache.ttl.server_error, 10);
+    }
+
+    #[test]
+    fn an_omitted_responsive_block_means_the_same_as_an_empty_one() {
+        let omitted = DataPlaneConfig::from_yaml(MINIMAL).expect("valid");
+        let empty =
+            DataPlaneConfig::from_yaml(&format!("{MINIMAL}responsive: {{}}\n")).expect("valid");
+        assert_eq!(omitted.responsive, empty.responsive);
+        assert_eq!(omitted.responsive.slow_downlink_mbps, 1.5);
     }
 
     #[test]
