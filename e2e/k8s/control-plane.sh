@@ -42,7 +42,8 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
-# alive PID DIR : PID is running and is one of ours (its command line names DIR).
+# alive PID DIR : PID is running (not a zombie) and is one of ours (its command
+# line names DIR, which guards against a recycled pid).
 alive() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
 }
@@ -94,7 +95,7 @@ cmd_start() {
   # If anything below fails, stop what was started so nothing leaks.
   trap 'rc=$?; if [ $rc -ne 0 ]; then say "start failed, stopping"; cmd_stop "$dir" || true; fi' EXIT
 
-  mkdir -p "$dir/etcd" "$dir/certs" "$dir/pki"
+  mkdir -p "$dir/certs" "$dir/pki"
 
   # Tokens and service-account keys, fresh for every run.
   local admin_token operator_token dataplane_token
@@ -118,7 +119,7 @@ cmd_start() {
   local attempt etcd_pid="" etcd_port peer_port ok
   for attempt in 1 2 3; do
     etcd_port="$(free_port)"; peer_port="$(free_port)"
-    rm -rf "$dir/etcd"; mkdir -p "$dir/etcd"
+    rm -rf "$dir/etcd"; mkdir -m 700 "$dir/etcd"
     nohup "$K8S_BIN/etcd" \
       --name=vr-e2e --data-dir="$dir/etcd" \
       --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
@@ -159,6 +160,7 @@ cmd_start() {
       --service-account-key-file="$dir/pki/sa.pub" \
       --service-account-signing-key-file="$dir/pki/sa.key" \
       --disable-admission-plugins=ServiceAccount \
+      --endpoint-reconciler-type=none \
       --allow-privileged=false --profiling=false \
       </dev/null >"$dir/kube-apiserver.log" 2>&1 &
     api_pid=$!

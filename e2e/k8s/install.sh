@@ -102,8 +102,8 @@ else
   log "kubectl, helm: installed in $(( $(now) - t0 )) s"
 fi
 
-"$BIN/etcd" --version | head -1 >&2
+"$BIN/etcd" --version | sed -n 1p >&2
 "$BIN/kube-apiserver" --version >&2
-"$BIN/kubectl" version --client 2>/dev/null | head -1 >&2
+"$BIN/kubectl" version --client 2>/dev/null | sed -n 1p >&2
 "$BIN/helm" version --short >&2
 echo "bin: $BIN"
