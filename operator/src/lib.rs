@@ -9,3 +9,4 @@
 pub mod children;
 pub mod lease;
 pub mod metrics;
+pub mod reconcile;
