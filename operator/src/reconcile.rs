@@ -88,12 +88,23 @@ pub fn owner_reference(cfg: &VideoResizerConfig) -> OwnerReference {
 }
 
 /// Computes the plan for `cfg`.
-pub fn plan(cfg: &VideoResizerConfig, derivatives: &[Derivative], observed: &Observed, settings: &Settings, now: Timestamp) -> Plan {
+pub fn plan(
+    cfg: &VideoResizerConfig,
+    derivatives: &[Derivative],
+    observed: &Observed,
+    settings: &Settings,
+    now: Timestamp,
+) -> Plan {
     let name = cfg.metadata.name.clone().unwrap_or_default();
     let namespace = cfg.metadata.namespace.clone().unwrap_or_default();
     let generation = cfg.metadata.generation;
     let prev = cfg.status.clone().unwrap_or_default();
-    let max_seen = observed.revisions.iter().map(|r| r.revision).max().unwrap_or(0);
+    let max_seen = observed
+        .revisions
+        .iter()
+        .map(|r| r.revision)
+        .max()
+        .unwrap_or(0);
     let last_revision = prev.last_revision.max(max_seen);
     let mut events = Vec::new();
 
@@ -105,18 +116,49 @@ pub fn plan(cfg: &VideoResizerConfig, derivatives: &[Derivative], observed: &Obs
                 events.push(EventSpec {
                     warning: true,
                     reason: "InvalidSpec",
-                    note: truncate(&format!("not applied; the last good revision keeps serving: {message}"), 1000),
+                    note: truncate(
+                        &format!("not applied; the last good revision keeps serving: {message}"),
+                        1000,
+                    ),
                 });
             }
             let serving = observed.pointer.is_some();
             let mut conditions = prev.conditions.clone();
-            set_condition(&mut conditions, READY, false, "InvalidSpec", &message, generation, now);
-            set_condition(&mut conditions, PROGRESSING, false, "InvalidSpec", "waiting for a valid spec", generation, now);
-            set_condition(&mut conditions, DEGRADED, true, "InvalidSpec", &message, generation, now);
+            set_condition(
+                &mut conditions,
+                READY,
+                false,
+                "InvalidSpec",
+                &message,
+                generation,
+                now,
+            );
+            set_condition(
+                &mut conditions,
+                PROGRESSING,
+                false,
+                "InvalidSpec",
+                "waiting for a valid spec",
+                generation,
+                now,
+            );
+            set_condition(
+                &mut conditions,
+                DEGRADED,
+                true,
+                "InvalidSpec",
+                &message,
+                generation,
+                now,
+            );
             let status = VideoResizerConfigStatus {
                 observed_generation: generation,
                 conditions,
-                phase: Some(if serving { Phase::Degraded } else { Phase::Invalid }),
+                phase: Some(if serving {
+                    Phase::Degraded
+                } else {
+                    Phase::Invalid
+                }),
                 active_revision: prev.active_revision.clone(),
                 active_config_map: prev.active_config_map.clone(),
                 last_revision,
@@ -136,19 +178,24 @@ pub fn plan(cfg: &VideoResizerConfig, derivatives: &[Derivative], observed: &Obs
     };
 
     // Identical content → the existing revision; otherwise the next number.
-    let (revision, cm_name, new_revision) = match observed.revisions.iter().find(|r| r.hash == rendered.hash) {
-        Some(r) => (r.revision, r.name.clone(), None),
-        None => {
-            let n = last_revision + 1;
-            let cm_name = contract::revision_configmap_name(&name, n, &rendered.hash);
-            events.push(EventSpec {
-                warning: false,
-                reason: "RevisionCreated",
-                note: format!("revision r{n} ({cm_name})"),
-            });
-            (n, cm_name.clone(), Some(revision_configmap(cfg, &rendered, n, &cm_name)))
-        }
-    };
+    let (revision, cm_name, new_revision) =
+        match observed.revisions.iter().find(|r| r.hash == rendered.hash) {
+            Some(r) => (r.revision, r.name.clone(), None),
+            None => {
+                let n = last_revision + 1;
+                let cm_name = contract::revision_configmap_name(&name, n, &rendered.hash);
+                events.push(EventSpec {
+                    warning: false,
+                    reason: "RevisionCreated",
+                    note: format!("revision r{n} ({cm_name})"),
+                });
+                (
+                    n,
+                    cm_name.clone(),
+                    Some(revision_configmap(cfg, &rendered, n, &cm_name)),
+                )
+            }
+        };
     let last_revision = last_revision.max(revision);
 
     let pointer = Pointer {
@@ -175,27 +222,94 @@ pub fn plan(cfg: &VideoResizerConfig, derivatives: &[Derivative], observed: &Obs
         .map(|r| r.name.as_str())
         .chain([cm_name.as_str()])
         .collect();
-    let prune: Vec<String> = all.iter().filter(|r| !keep.contains(r.name.as_str())).map(|r| r.name.clone()).collect();
+    let prune: Vec<String> = all
+        .iter()
+        .filter(|r| !keep.contains(r.name.as_str()))
+        .map(|r| r.name.clone())
+        .collect();
 
     let ready = observed.ready_replicas >= 1 && !pointer_changes;
     let mut conditions = prev.conditions.clone();
     let active_label = format!("r{revision}");
     if ready {
-        set_condition(&mut conditions, READY, true, "Available", &format!("{active_label} is active and {} data-plane pod(s) are ready", observed.ready_replicas), generation, now);
-        set_condition(&mut conditions, PROGRESSING, false, "Reconciled", &format!("{active_label} is fully rolled out"), generation, now);
+        set_condition(
+            &mut conditions,
+            READY,
+            true,
+            "Available",
+            &format!(
+                "{active_label} is active and {} data-plane pod(s) are ready",
+                observed.ready_replicas
+            ),
+            generation,
+            now,
+        );
+        set_condition(
+            &mut conditions,
+            PROGRESSING,
+            false,
+            "Reconciled",
+            &format!("{active_label} is fully rolled out"),
+            generation,
+            now,
+        );
     } else if pointer_changes {
-        set_condition(&mut conditions, READY, false, "Activating", &format!("activating {active_label}"), generation, now);
-        set_condition(&mut conditions, PROGRESSING, true, "Activating", &format!("activating {active_label}"), generation, now);
+        set_condition(
+            &mut conditions,
+            READY,
+            false,
+            "Activating",
+            &format!("activating {active_label}"),
+            generation,
+            now,
+        );
+        set_condition(
+            &mut conditions,
+            PROGRESSING,
+            true,
+            "Activating",
+            &format!("activating {active_label}"),
+            generation,
+            now,
+        );
     } else {
-        set_condition(&mut conditions, READY, false, "NoReadyPods", "no data-plane pod is ready yet", generation, now);
-        set_condition(&mut conditions, PROGRESSING, true, "WaitingForPods", "waiting for data-plane pods to become ready", generation, now);
+        set_condition(
+            &mut conditions,
+            READY,
+            false,
+            "NoReadyPods",
+            "no data-plane pod is ready yet",
+            generation,
+            now,
+        );
+        set_condition(
+            &mut conditions,
+            PROGRESSING,
+            true,
+            "WaitingForPods",
+            "waiting for data-plane pods to become ready",
+            generation,
+            now,
+        );
     }
-    set_condition(&mut conditions, DEGRADED, false, "Reconciled", "the spec is valid", generation, now);
+    set_condition(
+        &mut conditions,
+        DEGRADED,
+        false,
+        "Reconciled",
+        "the spec is valid",
+        generation,
+        now,
+    );
 
     let status = VideoResizerConfigStatus {
         observed_generation: generation,
         conditions,
-        phase: Some(if ready { Phase::Ready } else { Phase::Progressing }),
+        phase: Some(if ready {
+            Phase::Ready
+        } else {
+            Phase::Progressing
+        }),
         active_revision: Some(active_label),
         active_config_map: Some(cm_name),
         last_revision,
@@ -227,16 +341,30 @@ fn truncate(s: &str, max: usize) -> String {
 
 fn base_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "video-resizer".to_string()),
+        (
+            "app.kubernetes.io/name".to_string(),
+            "video-resizer".to_string(),
+        ),
         ("app.kubernetes.io/instance".to_string(), name.to_string()),
-        ("app.kubernetes.io/component".to_string(), "config".to_string()),
-        ("app.kubernetes.io/managed-by".to_string(), contract::FIELD_MANAGER.to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "config".to_string(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            contract::FIELD_MANAGER.to_string(),
+        ),
         (contract::LABEL_CONFIG.to_string(), name.to_string()),
     ])
 }
 
 /// The immutable ConfigMap of revision `n`.
-fn revision_configmap(cfg: &VideoResizerConfig, rendered: &Rendered, n: u64, cm_name: &str) -> ConfigMap {
+fn revision_configmap(
+    cfg: &VideoResizerConfig,
+    rendered: &Rendered,
+    n: u64,
+    cm_name: &str,
+) -> ConfigMap {
     let name = cfg.metadata.name.clone().unwrap_or_default();
     let mut labels = base_labels(&name);
     labels.insert(contract::LABEL_ROLE.into(), contract::ROLE_REVISION.into());
@@ -246,7 +374,10 @@ fn revision_configmap(cfg: &VideoResizerConfig, rendered: &Rendered, n: u64, cm_
             name: Some(cm_name.to_owned()),
             namespace: cfg.metadata.namespace.clone(),
             labels: Some(labels),
-            annotations: Some(BTreeMap::from([(contract::ANNOTATION_HASH.to_string(), rendered.hash.clone())])),
+            annotations: Some(BTreeMap::from([(
+                contract::ANNOTATION_HASH.to_string(),
+                rendered.hash.clone(),
+            )])),
             owner_references: Some(vec![owner_reference(cfg)]),
             ..ObjectMeta::default()
         },
@@ -294,12 +425,22 @@ fn sizing_args(cfg: &VideoResizerConfig) -> (Vec<String>, Option<u64>) {
     ];
     let disk = s.cache.disk.as_ref().map(|d| d.max_bytes);
     if let Some(bytes) = disk {
-        a.extend(["--disk-cache-dir".into(), children::DISK_CACHE_DIR.into(), "--disk-cache-bytes".into(), bytes.to_string()]);
+        a.extend([
+            "--disk-cache-dir".into(),
+            children::DISK_CACHE_DIR.into(),
+            "--disk-cache-bytes".into(),
+            bytes.to_string(),
+        ]);
     }
     (a, disk)
 }
 
-fn workload_params(cfg: &VideoResizerConfig, rendered: &Rendered, settings: &Settings, namespace: &str) -> WorkloadParams {
+fn workload_params(
+    cfg: &VideoResizerConfig,
+    rendered: &Rendered,
+    settings: &Settings,
+    namespace: &str,
+) -> WorkloadParams {
     let w = &cfg.spec.workload;
     let (sizing_args, disk_cache_bytes) = sizing_args(cfg);
     let mut requests = BTreeMap::new();
@@ -316,7 +457,10 @@ fn workload_params(cfg: &VideoResizerConfig, rendered: &Rendered, settings: &Set
         config: cfg.metadata.name.clone().unwrap_or_default(),
         namespace: namespace.to_owned(),
         owner: owner_reference(cfg),
-        image: w.image.clone().unwrap_or_else(|| settings.default_image.clone()),
+        image: w
+            .image
+            .clone()
+            .unwrap_or_else(|| settings.default_image.clone()),
         image_pull_policy: w.image_pull_policy.map(|p| p.as_str().to_owned()),
         min_replicas: w.min_replicas,
         max_replicas: w.max_replicas,
@@ -333,7 +477,15 @@ fn workload_params(cfg: &VideoResizerConfig, rendered: &Rendered, settings: &Set
 }
 
 /// Sets a condition, changing `lastTransitionTime` only when the status flips.
-pub fn set_condition(conditions: &mut Vec<Condition>, type_: &str, status: bool, reason: &str, message: &str, generation: Option<i64>, now: Timestamp) {
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let status_s = if status { "True" } else { "False" };
     let message = truncate(message, 2000);
     match conditions.iter_mut().find(|c| c.type_ == type_) {

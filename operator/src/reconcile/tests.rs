@@ -39,7 +39,8 @@ fn after(p: &Plan, mut observed: Observed, ready: i32) -> Observed {
         observed.revisions.push(ObservedRevision {
             name: cm.metadata.name.clone().unwrap_or_default(),
             revision: labels[contract::LABEL_REVISION].parse().expect("number"),
-            hash: cm.metadata.annotations.clone().unwrap_or_default()[contract::ANNOTATION_HASH].clone(),
+            hash: cm.metadata.annotations.clone().unwrap_or_default()[contract::ANNOTATION_HASH]
+                .clone(),
         });
     }
     for name in &p.prune {
@@ -58,12 +59,21 @@ fn with_status(mut c: VideoResizerConfig, p: &Plan) -> VideoResizerConfig {
 }
 
 fn condition<'a>(s: &'a VideoResizerConfigStatus, t: &str) -> &'a Condition {
-    s.conditions.iter().find(|c| c.type_ == t).expect("condition present")
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .expect("condition present")
 }
 
 #[test]
 fn first_reconcile_creates_revision_one_and_points_at_it() {
-    let p = plan(&config(), &derivatives(), &Observed::default(), &settings(), t(0));
+    let p = plan(
+        &config(),
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
     let cm = p.new_revision.as_ref().expect("a new revision");
     let name = cm.metadata.name.clone().expect("name");
     assert!(name.starts_with("web-r1-"), "{name}");
@@ -73,10 +83,17 @@ fn first_reconcile_creates_revision_one_and_points_at_it() {
     assert_eq!(labels[contract::LABEL_REVISION], "1");
     assert_eq!(labels[contract::LABEL_ROLE], contract::ROLE_REVISION);
     let doc = &cm.data.as_ref().expect("data")[contract::CONFIG_KEY];
-    let parsed = vr_crds::DataPlaneConfig::from_yaml(doc).expect("the data plane accepts the document");
+    let parsed =
+        vr_crds::DataPlaneConfig::from_yaml(doc).expect("the data plane accepts the document");
     assert_eq!(parsed.revision, "r1");
     assert_eq!(parsed.derivatives.len(), 4);
-    let ptr = Pointer::from_data(p.pointer.as_ref().and_then(|c| c.data.as_ref()).expect("pointer")).expect("valid pointer");
+    let ptr = Pointer::from_data(
+        p.pointer
+            .as_ref()
+            .and_then(|c| c.data.as_ref())
+            .expect("pointer"),
+    )
+    .expect("valid pointer");
     assert_eq!(ptr.stable, name);
     assert_eq!(p.status.active_revision.as_deref(), Some("r1"));
     assert_eq!(p.status.last_revision, 1);
@@ -85,21 +102,41 @@ fn first_reconcile_creates_revision_one_and_points_at_it() {
     let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
     assert_eq!(reasons, ["RevisionCreated", "RevisionActivated"]);
     let w = p.workload.as_ref().expect("workload");
-    assert!(w.secrets.contains(&("media-origin".to_string(), "token".to_string())));
+    assert!(w
+        .secrets
+        .contains(&("media-origin".to_string(), "token".to_string())));
 }
 
 #[test]
 fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
     let cfg = config();
-    let p1 = plan(&cfg, &derivatives(), &Observed::default(), &settings(), t(0));
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
     let o1 = after(&p1, Observed::default(), 2);
-    let p2 = plan(&with_status(cfg.clone(), &p1), &derivatives(), &o1, &settings(), t(10));
+    let p2 = plan(
+        &with_status(cfg.clone(), &p1),
+        &derivatives(),
+        &o1,
+        &settings(),
+        t(10),
+    );
     assert!(p2.new_revision.is_none());
     assert_eq!(condition(&p2.status, READY).status, "True");
     assert_eq!(p2.status.phase, Some(Phase::Ready));
     // A GitOps tool re-applies the same spec minutes later: nothing changes, not even times.
     let o2 = after(&p2, o1.clone(), 2);
-    let p3 = plan(&with_status(cfg, &p2), &derivatives(), &o2, &settings(), t(600));
+    let p3 = plan(
+        &with_status(cfg, &p2),
+        &derivatives(),
+        &o2,
+        &settings(),
+        t(600),
+    );
     assert!(p3.new_revision.is_none());
     assert!(p3.prune.is_empty());
     assert!(p3.events.is_empty(), "{:?}", p3.events);
@@ -109,27 +146,52 @@ fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
 #[test]
 fn a_derivative_change_makes_the_next_revision() {
     let cfg = config();
-    let p1 = plan(&cfg, &derivatives(), &Observed::default(), &settings(), t(0));
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
     let o1 = after(&p1, Observed::default(), 1);
     let mut ds = derivatives();
-    let mobile = ds.iter_mut().find(|d| d.metadata.name.as_deref() == Some("mobile")).expect("mobile");
+    let mobile = ds
+        .iter_mut()
+        .find(|d| d.metadata.name.as_deref() == Some("mobile"))
+        .expect("mobile");
     mobile.spec.preset.width = Some(480);
     let p2 = plan(&with_status(cfg, &p1), &ds, &o1, &settings(), t(5));
     let cm = p2.new_revision.as_ref().expect("new revision");
-    assert!(cm.metadata.name.as_deref().is_some_and(|n| n.starts_with("web-r2-")));
+    assert!(cm
+        .metadata
+        .name
+        .as_deref()
+        .is_some_and(|n| n.starts_with("web-r2-")));
     assert_eq!(p2.status.active_revision.as_deref(), Some("r2"));
 }
 
 #[test]
 fn reverting_to_earlier_content_reuses_its_revision() {
     let cfg = config();
-    let p1 = plan(&cfg, &derivatives(), &Observed::default(), &settings(), t(0));
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
     let o1 = after(&p1, Observed::default(), 1);
     let mut ds = derivatives();
     ds[0].spec.preset.height = Some(200);
     let p2 = plan(&with_status(cfg.clone(), &p1), &ds, &o1, &settings(), t(5));
     let o2 = after(&p2, o1, 1);
-    let p3 = plan(&with_status(cfg, &p2), &derivatives(), &o2, &settings(), t(9));
+    let p3 = plan(
+        &with_status(cfg, &p2),
+        &derivatives(),
+        &o2,
+        &settings(),
+        t(9),
+    );
     assert!(p3.new_revision.is_none());
     assert_eq!(p3.status.active_revision.as_deref(), Some("r1"));
     assert_eq!(p3.status.last_revision, 2);
@@ -138,17 +200,36 @@ fn reverting_to_earlier_content_reuses_its_revision() {
 #[test]
 fn an_invalid_derivative_changes_nothing_and_says_why_once() {
     let cfg = config();
-    let p1 = plan(&cfg, &derivatives(), &Observed::default(), &settings(), t(0));
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
     let o1 = after(&p1, Observed::default(), 2);
     let mut ds = derivatives();
     ds[0].spec.preset.width = Some(5);
     let bad = ds[0].metadata.name.clone().expect("name");
     let p2 = plan(&with_status(cfg.clone(), &p1), &ds, &o1, &settings(), t(5));
-    assert!(p2.new_revision.is_none() && p2.pointer.is_none() && p2.workload.is_none() && p2.prune.is_empty());
+    assert!(
+        p2.new_revision.is_none()
+            && p2.pointer.is_none()
+            && p2.workload.is_none()
+            && p2.prune.is_empty()
+    );
     let d = condition(&p2.status, DEGRADED);
     assert_eq!(d.status, "True");
-    assert!(d.message.contains(&format!("Derivative/{bad}")) && d.message.contains("width"), "{}", d.message);
-    assert_eq!(p2.status.active_revision.as_deref(), Some("r1"), "the last good revision keeps serving");
+    assert!(
+        d.message.contains(&format!("Derivative/{bad}")) && d.message.contains("width"),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        p2.status.active_revision.as_deref(),
+        Some("r1"),
+        "the last good revision keeps serving"
+    );
     assert_eq!(p2.status.phase, Some(Phase::Degraded));
     assert_eq!(p2.events.len(), 1);
     assert!(p2.events[0].warning);
@@ -173,7 +254,14 @@ fn history_keeps_the_newest_revisions_and_always_the_active_one() {
     let p = plan(&cfg2, &derivatives(), &observed, &settings(), t(0));
     // A new revision r13 is created: with it, the newest 10 are r13..r4.
     assert!(p.new_revision.is_some());
-    assert_eq!(p.prune, ["web-r3-aaaaaaaaaa", "web-r2-aaaaaaaaaa", "web-r1-aaaaaaaaaa"]);
+    assert_eq!(
+        p.prune,
+        [
+            "web-r3-aaaaaaaaaa",
+            "web-r2-aaaaaaaaaa",
+            "web-r1-aaaaaaaaaa"
+        ]
+    );
 }
 
 #[test]
@@ -192,7 +280,10 @@ fn revision_numbers_are_never_reused_after_pruning() {
         ..Observed::default()
     };
     let p = plan(&cfg, &derivatives(), &observed, &settings(), t(0));
-    assert!(p.new_revision.and_then(|c| c.metadata.name).is_some_and(|n| n.starts_with("web-r8-")));
+    assert!(p
+        .new_revision
+        .and_then(|c| c.metadata.name)
+        .is_some_and(|n| n.starts_with("web-r8-")));
     assert_eq!(p.status.last_revision, 8);
 }
 
