@@ -215,7 +215,7 @@ pub fn plan(
     // History: keep the newest N, and always the active one.
     let limit = cfg.spec.revision_history_limit.max(1) as usize;
     let mut all: Vec<&ObservedRevision> = observed.revisions.iter().collect();
-    all.sort_by(|a, b| b.revision.cmp(&a.revision));
+    all.sort_by_key(|r| std::cmp::Reverse(r.revision));
     let keep: BTreeSet<&str> = all
         .iter()
         .take(limit.saturating_sub(usize::from(new_revision.is_some())))
