@@ -60,11 +60,15 @@ pub struct Desired {
 pub enum Problem {
     #[error("pointer ConfigMap {pointer}: {reason}")]
     BadPointer { pointer: String, reason: String },
-    #[error("pointer ConfigMap {pointer} names ConfigMap {configmap}, which has not been seen yet")]
+    #[error(
+        "pointer ConfigMap {pointer} names ConfigMap {configmap}, which has not been seen yet"
+    )]
     NotYetSeen { pointer: String, configmap: String },
     #[error(
         "ConfigMap {configmap} named by the pointer is not a revision of config {config} \
-         (labels {} and {})", contract::LABEL_CONFIG, contract::LABEL_ROLE
+         (labels {} and {})",
+        contract::LABEL_CONFIG,
+        contract::LABEL_ROLE
     )]
     NotARevision { configmap: String, config: String },
     #[error("revision ConfigMap {configmap} has no `{}` key", contract::CONFIG_KEY)]
@@ -125,11 +129,12 @@ pub fn desired(store: &Store, config: &str) -> Result<Option<Desired>, Problem> 
         )));
     }
     let empty = BTreeMap::new();
-    let pointer = Pointer::from_data(pointer_cm.data.as_ref().unwrap_or(&empty)).ok_or_else(|| {
-        bad_pointer(
-            "`stable` is missing or empty, or `canaryWeightBasisPoints` is not 0–10000".into(),
-        )
-    })?;
+    let pointer =
+        Pointer::from_data(pointer_cm.data.as_ref().unwrap_or(&empty)).ok_or_else(|| {
+            bad_pointer(
+                "`stable` is missing or empty, or `canaryWeightBasisPoints` is not 0–10000".into(),
+            )
+        })?;
     let stable = revision(store, config, &pointer_name, &pointer.stable)?;
     let canary = pointer.canary.map(|name| Canary {
         revision: revision(store, config, &pointer_name, &name).ok(),
@@ -186,8 +191,7 @@ pub fn valid_config_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63 - "-active".len()
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
@@ -399,8 +403,8 @@ impl Follower {
 pub async fn run(client: kube::Client, namespace: String, config: String, app: Arc<App>) {
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
     let selector = format!("{}={}", contract::LABEL_CONFIG, config);
-    let stream = watcher::watcher(api, watcher::Config::default().labels(&selector))
-        .default_backoff();
+    let stream =
+        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
     let mut stream = std::pin::pin!(stream);
     let mut follower = Follower::new(config.clone());
     tracing::info!(%namespace, %selector, "watching config ConfigMaps");

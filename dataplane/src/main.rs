@@ -84,8 +84,7 @@ impl SizingFlags {
     /// The sizes, or every problem with them (each names its flag).
     fn sizing(&self) -> Result<Sizing, Vec<String>> {
         let mut errs = Vec::new();
-        if self.memory_cache_bytes > 0 && self.memory_cache_object_bytes > self.memory_cache_bytes
-        {
+        if self.memory_cache_bytes > 0 && self.memory_cache_object_bytes > self.memory_cache_bytes {
             errs.push("--memory-cache-object-bytes must not exceed --memory-cache-bytes".into());
         }
         if self.disk_cache_dir.is_some() && self.disk_cache_bytes == 0 {

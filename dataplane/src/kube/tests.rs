@@ -126,7 +126,10 @@ fn a_pointer_without_stable_or_with_a_bad_weight_is_refused() {
     p.data = Some(BTreeMap::new());
     let s = store(vec![revision_cm("web-r1-a", &doc("r1")), p.clone()]);
     let e = desired(&s, CONFIG).unwrap_err();
-    assert!(matches!(e, Problem::BadPointer { .. }) && !e.is_transient(), "{e}");
+    assert!(
+        matches!(e, Problem::BadPointer { .. }) && !e.is_transient(),
+        "{e}"
+    );
 
     p.data = None;
     let s = store(vec![revision_cm("web-r1-a", &doc("r1")), p]);
@@ -257,14 +260,18 @@ fn the_digest_changes_with_the_document_only() {
     assert_eq!(da.stable.configmap, db.stable.configmap);
     assert_ne!(da.stable.digest, db.stable.digest);
     assert_eq!(
-        desired(&a, CONFIG).expect("ok").expect("some").stable.digest,
+        desired(&a, CONFIG)
+            .expect("ok")
+            .expect("some")
+            .stable
+            .digest,
         da.stable.digest
     );
 }
 
 #[test]
-fn documents_from_configmaps_resolve_relative_paths_against_the_root_and_errors_name_the_configmap(
-) {
+fn documents_from_configmaps_resolve_relative_paths_against_the_root_and_errors_name_the_configmap()
+{
     let rev = Revision {
         configmap: "web-r1-a".into(),
         document: doc("r1"),
@@ -391,7 +398,11 @@ async fn the_first_listed_revision_becomes_ready_and_a_pointer_update_swaps_it()
     let out = apply(&mut f, &app, pointer_cm("web-r2-b", None));
     assert_eq!(out, Outcome::Installed("web-r2-b".into()));
     assert_eq!(live(&app).as_deref(), Some("r2"));
-    assert_eq!(held.revision(), "r1", "a request in flight keeps its revision");
+    assert_eq!(
+        held.revision(),
+        "r1",
+        "a request in flight keeps its revision"
+    );
     assert_eq!(ok_loads(&app), 2);
 
     // An unrelated change (a new revision nobody points at) changes nothing.
@@ -474,7 +485,10 @@ async fn a_pointer_ahead_of_its_revision_waits_then_loads_when_it_arrives() {
     let app = app(&dir).await;
     let mut f = Follower::new(CONFIG);
     let out = relist(&mut f, &app, vec![pointer_cm("web-r1-a", None)]);
-    assert!(matches!(&out, Outcome::Waiting(m) if m.contains("web-r1-a")), "{out:?}");
+    assert!(
+        matches!(&out, Outcome::Waiting(m) if m.contains("web-r1-a")),
+        "{out:?}"
+    );
     assert_eq!(
         apply(&mut f, &app, pointer_cm("web-r1-a", None)),
         Outcome::Unchanged,
