@@ -395,49 +395,77 @@ impl Follower {
     }
 }
 
+/// Whether a watch event proves the API server answered. `Init` does not: the watcher emits it
+/// before it sends the list request.
+pub fn proves_contact<K>(ev: &Event<K>) -> bool {
+    !matches!(ev, Event::Init)
+}
+
+/// Whether a watch error is routine rather than an outage: `410 Gone` (our resource version
+/// was compacted away), which the watcher answers with a fresh list by itself.
+fn routine(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::WatchError(s) if s.code == 410)
+}
+
 /// Watches the ConfigMaps labelled [`contract::LABEL_CONFIG`]`=config` in `namespace` and keeps
 /// `app` on the revision their pointer names. Runs until the task is dropped.
 ///
 /// Errors from the API server (outages, RBAC) are retried with kube-runtime's default
-/// exponential backoff; meanwhile the last good revision keeps serving.
+/// exponential backoff; meanwhile the last good revision keeps serving. After a lost watch the
+/// watcher starts over with a fresh list, so the reconnection shows (and is logged) as soon as
+/// the API server answers, and changes missed meanwhile are reconciled at once.
 pub async fn run(client: kube::Client, namespace: String, config: String, app: Arc<App>) {
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
     let selector = format!("{}={}", contract::LABEL_CONFIG, config);
-    let stream =
-        watcher::watcher(api, watcher::Config::default().labels(&selector)).default_backoff();
-    let mut stream = std::pin::pin!(stream);
-    let mut follower = Follower::new(config.clone());
+    let wc = watcher::Config::default().labels(&selector);
+    let mut follower = Follower::new(config);
     tracing::info!(%namespace, %selector, "watching config ConfigMaps");
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(ev) => {
-                match follower.link.on_event() {
-                    Some(LinkChange::Connected) => {
-                        tracing::info!(%namespace, "connected to the API server")
+    loop {
+        let stream = watcher::watcher(api.clone(), wc.clone()).default_backoff();
+        let mut stream = std::pin::pin!(stream);
+        let start_over = loop {
+            match stream.next().await {
+                None => break false,
+                Some(Ok(ev)) => {
+                    if proves_contact(&ev) {
+                        match follower.link.on_event() {
+                            Some(LinkChange::Connected) => {
+                                tracing::info!(%namespace, "connected to the API server")
+                            }
+                            Some(LinkChange::Reconnected) => {
+                                tracing::info!(%namespace, "reconnected to the API server")
+                            }
+                            _ => {}
+                        }
                     }
-                    Some(LinkChange::Reconnected) => {
-                        tracing::info!(%namespace, "reconnected to the API server")
+                    if follower.observe(ev) {
+                        follower.reconcile(&app);
                     }
-                    _ => {}
                 }
-                if follower.observe(ev) {
-                    follower.reconcile(&app);
+                Some(Err(e)) if routine(&e) => {
+                    tracing::debug!(error = %e, "ConfigMap watch expired; relisting")
                 }
+                Some(Err(e)) => match follower.link.on_error() {
+                    Some(LinkChange::Unreachable) => tracing::warn!(
+                        error = %e,
+                        "cannot watch ConfigMaps yet; retrying with backoff"
+                    ),
+                    Some(_) => {
+                        tracing::warn!(
+                            error = %e,
+                            "lost the ConfigMap watch; the last revision keeps serving; retrying with backoff"
+                        );
+                        break true;
+                    }
+                    None => tracing::debug!(error = %e, "ConfigMap watch retry failed"),
+                },
             }
-            Err(e) => match follower.link.on_error() {
-                Some(LinkChange::Unreachable) => tracing::warn!(
-                    error = %e,
-                    "cannot watch ConfigMaps yet; retrying with backoff"
-                ),
-                Some(_) => tracing::warn!(
-                    error = %e,
-                    "lost the ConfigMap watch; the last revision keeps serving; retrying with backoff"
-                ),
-                None => tracing::debug!(error = %e, "ConfigMap watch retry failed"),
-            },
+        };
+        if !start_over {
+            tracing::error!("the ConfigMap watch ended; config changes are no longer followed");
+            return;
         }
     }
-    tracing::error!("the ConfigMap watch ended; config changes are no longer followed");
 }
 
 #[cfg(test)]

@@ -318,6 +318,28 @@ fn link_changes_are_reported_once_per_state_change_not_per_retry() {
     assert_eq!(l.on_event(), Some(LinkChange::Connected));
 }
 
+#[test]
+fn only_events_after_the_list_request_prove_contact() {
+    assert!(!proves_contact::<ConfigMap>(&Event::Init));
+    assert!(proves_contact::<ConfigMap>(&Event::InitDone));
+    assert!(proves_contact(&Event::Apply(pointer_cm("web-r1-a", None))));
+}
+
+#[test]
+fn a_compacted_watch_is_routine_and_a_refused_connection_is_not() {
+    let gone = kube::core::Status {
+        code: 410,
+        ..kube::core::Status::default()
+    };
+    assert!(routine(&watcher::Error::WatchError(Box::new(gone))));
+    let forbidden = kube::core::Status {
+        code: 403,
+        ..kube::core::Status::default()
+    };
+    assert!(!routine(&watcher::Error::WatchError(Box::new(forbidden))));
+    assert!(!routine(&watcher::Error::NoResourceVersion));
+}
+
 // ---- follower ------------------------------------------------------------------------------
 
 async fn app(dir: &tempfile::TempDir) -> Arc<App> {
