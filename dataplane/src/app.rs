@@ -67,49 +67,121 @@ pub struct App {
     pub started: Instant,
 }
 
+/// Process-level sizes fixed for the life of the process (a change needs a restart): cache
+/// layers, transform slots and queue, and ffmpeg's probe size.
+///
+/// In file mode they come from the first config document ([`Sizing::from_config`]); in
+/// Kubernetes the first revision arrives after start, so they come from flags that the
+/// operator sets on the Deployment. [`Sizing::default`] is the config model's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sizing {
+    /// Total bytes of the memory layer (0 disables it).
+    pub memory_cache_bytes: u64,
+    /// Largest object the memory layer holds.
+    pub memory_cache_object_bytes: u64,
+    /// The disk layer, if any.
+    pub disk_cache: Option<DiskSizing>,
+    /// Concurrent transforms (0 = number of CPUs).
+    pub transform_slots: u32,
+    /// Transforms that may wait for a slot.
+    pub transform_queue: u32,
+    /// Longest wait for a slot.
+    pub transform_queue_timeout: Duration,
+    /// Bytes ffmpeg may read to detect the input format.
+    pub probe_size_bytes: u64,
+}
+
+/// Where the disk cache layer lives and how much it may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskSizing {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+/// Default size of the disk layer when only its directory is given (the config model's default).
+pub const DEFAULT_DISK_CACHE_BYTES: u64 = 10 << 30;
+
+impl Default for Sizing {
+    fn default() -> Self {
+        let mem = vr_crds::dataplane::MemoryCache::default();
+        let l = vr_crds::dataplane::Limits::default();
+        Sizing {
+            memory_cache_bytes: mem.max_bytes,
+            memory_cache_object_bytes: mem.max_object_bytes,
+            disk_cache: None,
+            transform_slots: l.max_concurrent_transforms,
+            transform_queue: l.queue_depth,
+            transform_queue_timeout: Duration::from_secs(l.queue_timeout_seconds.into()),
+            probe_size_bytes: l.probe_size_bytes,
+        }
+    }
+}
+
+impl Sizing {
+    /// The sizes a config document asks for; a relative disk cache path resolves against `base`.
+    pub fn from_config(cfg: &DataPlaneConfig, base: &std::path::Path) -> Sizing {
+        let l = &cfg.limits;
+        Sizing {
+            memory_cache_bytes: cfg.cache.memory.max_bytes,
+            memory_cache_object_bytes: cfg.cache.memory.max_object_bytes,
+            disk_cache: cfg.cache.disk.as_ref().map(|d| DiskSizing {
+                dir: crate::auth::resolve(base, &d.path),
+                max_bytes: d.max_bytes,
+            }),
+            transform_slots: l.max_concurrent_transforms,
+            transform_queue: l.queue_depth,
+            transform_queue_timeout: Duration::from_secs(l.queue_timeout_seconds.into()),
+            probe_size_bytes: l.probe_size_bytes,
+        }
+    }
+}
+
 impl App {
-    /// Builds the long-lived state. Cache sizes and transform slots are taken from `initial`
-    /// and fixed for the life of the process (a change to them needs a restart; everything
-    /// else reloads live).
+    /// Builds the long-lived state with the sizes `initial` asks for (file mode): see
+    /// [`App::with_sizing`].
     pub async fn new(
         settings: Settings,
         initial: &DataPlaneConfig,
         base: &std::path::Path,
     ) -> anyhow::Result<Arc<App>> {
+        App::with_sizing(settings, Sizing::from_config(initial, base)).await
+    }
+
+    /// Builds the long-lived state with no revision loaded (`/readyz` and public requests
+    /// answer 503 until [`App::install`]). `sizing` is fixed for the life of the process;
+    /// everything else reloads live.
+    pub async fn with_sizing(settings: Settings, sizing: Sizing) -> anyhow::Result<Arc<App>> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
         remove_stale_spools(&settings.work_dir);
         let mut layers: Vec<Arc<dyn Layer>> = Vec::new();
-        let mem = &initial.cache.memory;
-        if mem.max_bytes > 0 {
+        if sizing.memory_cache_bytes > 0 {
             layers.push(Arc::new(MemoryLayer::new(
-                mem.max_bytes,
-                mem.max_object_bytes,
+                sizing.memory_cache_bytes,
+                sizing.memory_cache_object_bytes,
                 metrics.clone(),
             )));
         }
-        if let Some(disk) = &initial.cache.disk {
-            let dir = crate::auth::resolve(base, &disk.path);
+        if let Some(disk) = &sizing.disk_cache {
             layers.push(Arc::new(
-                DiskLayer::open(dir, disk.max_bytes, metrics.clone()).await?,
+                DiskLayer::open(disk.dir.clone(), disk.max_bytes, metrics.clone()).await?,
             ));
         }
-        let l = &initial.limits;
         Ok(Arc::new(App {
             live: ArcSwapOption::empty(),
             cache: Cache::new(layers, metrics.clone()),
             flights: Flights::default(),
             admission: Admission::new(
-                l.max_concurrent_transforms as usize,
-                l.queue_depth as usize,
-                Duration::from_secs(l.queue_timeout_seconds.into()),
+                sizing.transform_slots as usize,
+                sizing.transform_queue as usize,
+                sizing.transform_queue_timeout,
                 metrics.clone(),
             ),
             transcoder: Transcoder::new(
                 TranscoderConfig {
                     ffmpeg: settings.ffmpeg.clone(),
                     ffprobe: settings.ffprobe.clone(),
-                    probe_size_bytes: l.probe_size_bytes,
+                    probe_size_bytes: sizing.probe_size_bytes,
                 },
                 metrics.clone(),
             ),
@@ -186,5 +258,33 @@ fn remove_stale_spools(dir: &std::path::Path) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_sizing_is_the_config_models_defaults() {
+        let cfg = DataPlaneConfig::from_yaml(
+            "origins:\n  - name: v\n    matcher: '^/(?P<f>.+)$'\n    sources:\n      - kind: local\n        name: d\n        root: .\n        path: '${f}'\ncache:\n  disk:\n    path: c\n",
+        )
+        .expect("valid");
+        let from_file = Sizing::from_config(&cfg, std::path::Path::new("/srv"));
+        assert_eq!(
+            from_file.disk_cache,
+            Some(DiskSizing {
+                dir: "/srv/c".into(),
+                max_bytes: DEFAULT_DISK_CACHE_BYTES,
+            })
+        );
+        assert_eq!(
+            Sizing {
+                disk_cache: None,
+                ..from_file
+            },
+            Sizing::default()
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fixtures;
 pub mod flight;
+pub mod kube;
 pub mod metrics;
 pub mod origin;
 pub mod params;

@@ -161,7 +161,13 @@ impl Timing {
 /// Installs the JSON log subscriber (level from `RUST_LOG`, default `info`).
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // kube-client and kube-runtime log every failed request or retry; the ConfigMap watcher
+        // gets the same errors back and logs once per state change (`kube::run`) instead.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,kube_client=error,kube_client::client::builder=off,kube_runtime=error",
+            )
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
