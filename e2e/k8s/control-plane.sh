@@ -247,7 +247,7 @@ cmd_start() {
       [ $ok = 1 ] && break
       log_tail "$kcm_log"
       stop_pid kube-controller-manager "$kcm_pid" "$dir"
-      grep -q 'address already in use' "$kcm_log" || die "kube-controller-manager not healthy within ${START_TIMEOUT} s"
+      grep -q 'address already in use' "$kcm_log" || die "kube-controller-manager exited or not healthy within ${START_TIMEOUT} s"
       say "kube-controller-manager port clash, retrying"
     done
     [ $ok = 1 ] || die "kube-controller-manager did not start"
@@ -302,7 +302,7 @@ EOF
   fi
 
   trap - EXIT
-  say "kube-apiserver ready at $APISERVER_URL (pid $api_pid); env in $dir/env"
+  say "control plane ready: kube-apiserver at $APISERVER_URL (pid $api_pid); env in $dir/env"
 }
 
 cmd_stop() {
