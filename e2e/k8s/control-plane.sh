@@ -12,7 +12,11 @@
 # Binaries come from $K8S_BIN (default $REPO/.cache/k8s/bin, see install.sh).
 # Optional: K8S_START_TIMEOUT (s, default 120); K8S_WATCH_PID=PID stops the control
 # plane once PID exits (for harnesses that may die without cleaning up);
-# K8S_CONTROLLER_MANAGER=0 skips kube-controller-manager (no GC, namespaces stay Terminating).
+# K8S_CONTROLLER_MANAGER=0 skips kube-controller-manager (no GC, namespaces stay Terminating);
+# K8S_CRDS=FILE|DIR is applied (server-side) and waited for before kube-controller-manager
+# starts: its garbage collector learns resource types by discovery at start and then
+# only every 30 s (hard-coded), so dependents of a custom resource whose CRD appears
+# later are collected up to ~40 s late.
 #
 # Identities (token auth, RBAC authorization, nothing is pre-authorized but admin):
 #   admin      user vr-admin, group system:masters            DIR/kubeconfig
@@ -51,7 +55,7 @@ DATAPLANE_NS=default;   DATAPLANE_SA=vr-dataplane
 say() { printf 'control-plane: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 abs_dir() { # abs_dir DIR : creates DIR if needed, prints its absolute path
   mkdir -p "$1" && (cd "$1" && pwd -P)
@@ -107,6 +111,8 @@ cmd_start() {
   [ -z "$(ls -A "$dir")" ] || die "DIR must be empty: $dir"
   local bins="etcd kube-apiserver"
   [ "$WITH_KCM" = 1 ] && bins="$bins kube-controller-manager"
+  [ -n "${K8S_CRDS:-}" ] && bins="$bins kubectl"
+  [ -z "${K8S_CRDS:-}" ] || [ -e "$K8S_CRDS" ] || die "K8S_CRDS=$K8S_CRDS does not exist"
   for b in $bins; do
     [ -x "$K8S_BIN/$b" ] || die "$K8S_BIN/$b missing: run e2e/k8s/install.sh"
   done
@@ -215,6 +221,13 @@ cmd_start() {
   kubeconfig "$dir/kubeconfig" vr-admin "$admin_token"
   kubeconfig "$dir/kubeconfig-operator" "$operator_user" "$operator_token"
   kubeconfig "$dir/kubeconfig-dataplane" "$dataplane_user" "$dataplane_token"
+
+  if [ -n "${K8S_CRDS:-}" ]; then
+    "$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig" apply --server-side --field-manager=vr-e2e -f "$K8S_CRDS" >&2 \
+      || die "applying K8S_CRDS=$K8S_CRDS failed"
+    "$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig" wait --for=condition=Established --timeout="${START_TIMEOUT}s" crd --all >&2 \
+      || die "CRDs from $K8S_CRDS not Established"
+  fi
 
   # kube-controller-manager. Its own HTTPS port (healthz only) is on 127.0.0.1 with a
   # self-signed certificate in DIR/kcm-certs; nothing else reaches it.
