@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane (etcd + kube-apiserver) on 127.0.0.1, without
-# a container engine or a kubelet: what controller-runtime's envtest does, by hand.
+# A real Kubernetes control plane (etcd + kube-apiserver + kube-controller-manager)
+# on 127.0.0.1, without a container engine or a kubelet: what controller-runtime's
+# envtest does, by hand, plus the garbage collector and the namespace controller.
 #
 #   e2e/k8s/control-plane.sh start DIR   start, wait for /readyz, write DIR/env + kubeconfigs
 #   e2e/k8s/control-plane.sh stop DIR    stop the processes recorded in DIR (by pid); keeps logs
@@ -10,14 +11,30 @@
 # the run lives in it: etcd data, certs, tokens, service-account keys, logs.
 # Binaries come from $K8S_BIN (default $REPO/.cache/k8s/bin, see install.sh).
 # Optional: K8S_START_TIMEOUT (s, default 120); K8S_WATCH_PID=PID stops the control
-# plane once PID exits (for harnesses that may die without cleaning up).
+# plane once PID exits (for harnesses that may die without cleaning up);
+# K8S_CONTROLLER_MANAGER=0 skips kube-controller-manager (no GC, namespaces stay Terminating);
+# K8S_CRDS=FILE|DIR is applied (server-side) and waited for before kube-controller-manager
+# starts: its garbage collector learns resource types by discovery at start and then
+# only every 30 s (hard-coded), so dependents of a custom resource whose CRD appears
+# later are collected up to ~40 s late.
 #
 # Identities (token auth, RBAC authorization, nothing is pre-authorized but admin):
 #   admin      user vr-admin, group system:masters            DIR/kubeconfig
 #   operator   system:serviceaccount:vr-system:vr-operator    DIR/kubeconfig-operator
 #   data plane system:serviceaccount:default:vr-dataplane     DIR/kubeconfig-dataplane
+#   kube-controller-manager  user system:kube-controller-manager, group system:masters
+#                                                             DIR/kubeconfig-controller-manager
 # The two service-account identities carry the groups a real token would
 # (system:serviceaccounts, system:serviceaccounts:NS); they get rights only via RBAC.
+#
+# kube-controller-manager runs only the controllers in KCM_CONTROLLERS: the garbage
+# collector (ownerReferences) and the namespace controller (empties and removes
+# deleted namespaces). Not the deployment/replicaset/endpointslice controllers: no
+# kubelet runs, and the harness publishes the data plane's EndpointSlices itself.
+# With --use-service-account-credentials=false both use the manager's own identity;
+# the GC and the namespace controller must delete any kind of object, which is
+# what system:masters gives (the bootstrap system:kube-controller-manager role
+# only lists/watches everything).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +42,12 @@ REPO="$(cd "$HERE/../.." && pwd)"
 K8S_BIN="${K8S_BIN:-$REPO/.cache/k8s/bin}"
 START_TIMEOUT="${K8S_START_TIMEOUT:-120}"
 SERVICE_CIDR=10.96.0.0/16   # virtual addresses: nothing ever routes there
+KCM_CONTROLLERS=garbage-collector-controller,namespace-controller   # names as of 1.35
+KCM_USER=system:kube-controller-manager
+case "${K8S_CONTROLLER_MANAGER:-1}" in
+  0|1) WITH_KCM="${K8S_CONTROLLER_MANAGER:-1}" ;;
+  *) echo "control-plane: K8S_CONTROLLER_MANAGER must be 0 or 1" >&2; exit 2 ;;
+esac
 
 OPERATOR_NS=vr-system;  OPERATOR_SA=vr-operator
 DATAPLANE_NS=default;   DATAPLANE_SA=vr-dataplane
@@ -32,7 +55,7 @@ DATAPLANE_NS=default;   DATAPLANE_SA=vr-dataplane
 say() { printf 'control-plane: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 abs_dir() { # abs_dir DIR : creates DIR if needed, prints its absolute path
   mkdir -p "$1" && (cd "$1" && pwd -P)
@@ -86,7 +109,11 @@ cmd_start() {
   local dir; dir="$(abs_dir "$1")"
   case "$dir" in *[[:space:]]*) die "DIR must not contain whitespace: $dir" ;; esac
   [ -z "$(ls -A "$dir")" ] || die "DIR must be empty: $dir"
-  for b in etcd kube-apiserver; do
+  local bins="etcd kube-apiserver"
+  [ "$WITH_KCM" = 1 ] && bins="$bins kube-controller-manager"
+  [ -n "${K8S_CRDS:-}" ] && bins="$bins kubectl"
+  [ -z "${K8S_CRDS:-}" ] || [ -e "$K8S_CRDS" ] || die "K8S_CRDS=$K8S_CRDS does not exist"
+  for b in $bins; do
     [ -x "$K8S_BIN/$b" ] || die "$K8S_BIN/$b missing: run e2e/k8s/install.sh"
   done
   command -v openssl >/dev/null || die "openssl is required"
@@ -98,8 +125,9 @@ cmd_start() {
   mkdir -p "$dir/certs" "$dir/pki"
 
   # Tokens and service-account keys, fresh for every run.
-  local admin_token operator_token dataplane_token
+  local admin_token operator_token dataplane_token kcm_token=""
   admin_token="$(openssl rand -hex 24)"
+  [ "$WITH_KCM" = 1 ] && kcm_token="$(openssl rand -hex 24)"
   operator_token="$(openssl rand -hex 24)"
   dataplane_token="$(openssl rand -hex 24)"
   local operator_user="system:serviceaccount:$OPERATOR_NS:$OPERATOR_SA"
@@ -109,6 +137,7 @@ cmd_start() {
     echo "$admin_token,vr-admin,vr-admin,\"system:masters\""
     echo "$operator_token,$operator_user,$(cat /proc/sys/kernel/random/uuid),\"system:serviceaccounts,system:serviceaccounts:$OPERATOR_NS\""
     echo "$dataplane_token,$dataplane_user,$(cat /proc/sys/kernel/random/uuid),\"system:serviceaccounts,system:serviceaccounts:$DATAPLANE_NS\""
+    [ -z "$kcm_token" ] || echo "$kcm_token,$KCM_USER,$KCM_USER,\"system:masters\""
   } > "$dir/pki/tokens.csv"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$dir/pki/sa.key" 2>/dev/null
   openssl pkey -in "$dir/pki/sa.key" -pubout -out "$dir/pki/sa.pub" 2>/dev/null
@@ -193,6 +222,51 @@ cmd_start() {
   kubeconfig "$dir/kubeconfig-operator" "$operator_user" "$operator_token"
   kubeconfig "$dir/kubeconfig-dataplane" "$dataplane_user" "$dataplane_token"
 
+  if [ -n "${K8S_CRDS:-}" ]; then
+    "$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig" apply --server-side --field-manager=vr-e2e -f "$K8S_CRDS" >&2 \
+      || die "applying K8S_CRDS=$K8S_CRDS failed"
+    "$K8S_BIN/kubectl" --kubeconfig "$dir/kubeconfig" wait --for=condition=Established --timeout="${START_TIMEOUT}s" crd --all >&2 \
+      || die "CRDs from $K8S_CRDS not Established"
+  fi
+
+  # kube-controller-manager. Its own HTTPS port (healthz only) is on 127.0.0.1 with a
+  # self-signed certificate in DIR/kcm-certs; nothing else reaches it.
+  local kcm_pid="" kcm_port="" kcm_log="" kcm_kubeconfig="" kcm_controllers=""
+  if [ "$WITH_KCM" = 1 ]; then
+    kcm_controllers="$KCM_CONTROLLERS"
+    kcm_log="$dir/kube-controller-manager.log"
+    kcm_kubeconfig="$dir/kubeconfig-controller-manager"
+    kubeconfig "$kcm_kubeconfig" "$KCM_USER" "$kcm_token"
+    for attempt in 1 2 3; do
+      kcm_port="$(free_port)"
+      rm -rf "$dir/kcm-certs"; mkdir -p "$dir/kcm-certs"
+      nohup "$K8S_BIN/kube-controller-manager" \
+        --kubeconfig="$kcm_kubeconfig" \
+        --controllers="$KCM_CONTROLLERS" \
+        --leader-elect=false \
+        --use-service-account-credentials=false \
+        --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$dir/kcm-certs" \
+        --profiling=false \
+        </dev/null >"$kcm_log" 2>&1 &
+      kcm_pid=$!
+      echo "$kcm_pid" > "$dir/kube-controller-manager.pid"
+      ok=0
+      local deadline=$((SECONDS + START_TIMEOUT))
+      while [ $SECONDS -lt $deadline ]; do
+        if [ "$(curl -ks -m 3 "https://127.0.0.1:$kcm_port/healthz" 2>/dev/null)" = ok ]; then ok=1; break; fi
+        alive "$kcm_pid" "$dir" || break
+        sleep 0.5
+      done
+      [ $ok = 1 ] && break
+      log_tail "$kcm_log"
+      stop_pid kube-controller-manager "$kcm_pid" "$dir"
+      grep -q 'address already in use' "$kcm_log" || die "kube-controller-manager exited or not healthy within ${START_TIMEOUT} s"
+      say "kube-controller-manager port clash, retrying"
+    done
+    [ $ok = 1 ] || die "kube-controller-manager did not start"
+    say "kube-controller-manager up (pid $kcm_pid, controllers $KCM_CONTROLLERS)"
+  fi
+
   cat > "$dir/env.tmp" <<EOF
 K8S_DIR=$dir
 K8S_BIN=$K8S_BIN
@@ -223,6 +297,12 @@ K8S_DATAPLANE_SERVICEACCOUNT=$DATAPLANE_SA
 K8S_DATAPLANE_USER=$dataplane_user
 K8S_DATAPLANE_TOKEN=$dataplane_token
 K8S_DATAPLANE_KUBECONFIG=$dir/kubeconfig-dataplane
+K8S_CONTROLLER_MANAGER=$WITH_KCM
+K8S_CONTROLLER_MANAGER_PID=$kcm_pid
+K8S_CONTROLLER_MANAGER_LOG=$kcm_log
+K8S_CONTROLLER_MANAGER_PORT=$kcm_port
+K8S_CONTROLLER_MANAGER_KUBECONFIG=$kcm_kubeconfig
+K8S_CONTROLLER_MANAGER_CONTROLLERS=$kcm_controllers
 KUBECONFIG=$dir/kubeconfig
 EOF
   mv "$dir/env.tmp" "$dir/env"
@@ -235,17 +315,19 @@ EOF
   fi
 
   trap - EXIT
-  say "kube-apiserver ready at $APISERVER_URL (pid $api_pid); env in $dir/env"
+  say "control plane ready: kube-apiserver at $APISERVER_URL (pid $api_pid); env in $dir/env"
 }
 
 cmd_stop() {
   local dir; [ -d "$1" ] || { say "no such dir $1: nothing to stop"; return 0; }
   dir="$(cd "$1" && pwd -P)"
-  local api_pid="" etcd_pid=""
+  local kcm_pid="" api_pid="" etcd_pid=""
+  [ -f "$dir/kube-controller-manager.pid" ] && kcm_pid="$(cat "$dir/kube-controller-manager.pid")"
   [ -f "$dir/kube-apiserver.pid" ] && api_pid="$(cat "$dir/kube-apiserver.pid")"
   [ -f "$dir/etcd.pid" ] && etcd_pid="$(cat "$dir/etcd.pid")"
   # Removing env first tells the watcher (if any) that the stop is handled.
   [ -f "$dir/env" ] && mv -f "$dir/env" "$dir/env.stopped"
+  stop_pid kube-controller-manager "$kcm_pid" "$dir"
   stop_pid kube-apiserver "$api_pid" "$dir"
   stop_pid etcd "$etcd_pid" "$dir"
   if [ -f "$dir/watch.pid" ] && [ "$(cat "$dir/watch.pid")" != "$$" ] && [ "$PPID" != "$(cat "$dir/watch.pid")" ]; then

