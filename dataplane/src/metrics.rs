@@ -83,12 +83,24 @@ pub struct LayerLabels {
     pub layer: &'static str,
 }
 
-/// Outcome of a config load.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+/// Outcome of a config load (label values are lower case: `ok`, `invalid`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum LoadOutcome {
     Ok,
     Invalid,
-    Unchanged,
+}
+
+impl EncodeLabelValue for LoadOutcome {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> std::fmt::Result {
+        use std::fmt::Write;
+        encoder.write_str(match self {
+            LoadOutcome::Ok => "ok",
+            LoadOutcome::Invalid => "invalid",
+        })
+    }
 }
 
 /// Labels of config loads.
@@ -277,5 +289,34 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_load_outcomes_are_lower_case_label_values() {
+        let m = Metrics::new();
+        m.config_loads
+            .get_or_create(&LoadLabels {
+                outcome: LoadOutcome::Invalid,
+            })
+            .inc();
+        m.config_loads
+            .get_or_create(&LoadLabels {
+                outcome: LoadOutcome::Ok,
+            })
+            .inc();
+        let text = m.encode();
+        assert!(
+            text.contains("vr_config_loads_total{outcome=\"invalid\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vr_config_loads_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
     }
 }

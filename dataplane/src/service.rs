@@ -914,6 +914,9 @@ fn finish_headers(resp: &mut Response<Body>, ctx: &Ctx, revision: &str) {
         HeaderName::from_static("server-timing"),
         ctx.timing.header(),
     );
+    if let Some(w) = &ctx.warnings {
+        h.insert(HeaderName::from_static("x-param-warnings"), w.clone());
+    }
     h.insert(header::SERVER, HeaderValue::from_static("video-resizer"));
 }
 

@@ -19,12 +19,17 @@ use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// A built binary of the workspace (`e2e/run` builds them first).
 pub fn binary(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
     target.join("debug").join(name)
 }
 
@@ -44,17 +49,31 @@ impl ControlPlane {
             .arg("start")
             .arg(dir.path())
             .env("K8S_WATCH_PID", std::process::id().to_string())
+            // CRDs first, so the garbage collector knows the owner kind from its start.
+            .env("K8S_CRDS", repo().join("crds/videoresizer.io_crds.yaml"))
             .stdin(Stdio::null())
             .output()
             .context("running control-plane.sh")?;
         if !out.status.success() {
-            bail!("control plane did not start:\n{}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "control plane did not start:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let env = read_env(&dir.path().join("env"))?;
         let cp = ControlPlane { dir, env };
-        cp.kubectl(&["apply", "--server-side", "-f", &repo().join("crds/videoresizer.io_crds.yaml").to_string_lossy()])?;
-        cp.kubectl(&["apply", "-f", &repo().join("deploy/operator-rbac.yaml").to_string_lossy()])?;
-        cp.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/videoresizerconfigs.videoresizer.io", "crd/derivatives.videoresizer.io"])?;
+        cp.kubectl(&[
+            "apply",
+            "-f",
+            &repo().join("deploy/operator-rbac.yaml").to_string_lossy(),
+        ])?;
+        cp.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/videoresizerconfigs.videoresizer.io",
+            "crd/derivatives.videoresizer.io",
+        ])?;
         Ok(cp)
     }
 
@@ -81,7 +100,11 @@ impl ControlPlane {
     pub fn kubectl(&self, args: &[&str]) -> Result<String> {
         let out = self.kubectl_raw(args)?;
         if !out.status.success() {
-            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -106,7 +129,11 @@ impl ControlPlane {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()?;
-        child.stdin.take().context("stdin")?.write_all(stdin.as_bytes())?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stdin.as_bytes())?;
         Ok(child.wait_with_output()?)
     }
 
@@ -114,7 +141,10 @@ impl ControlPlane {
     pub fn apply(&self, yaml: &str) -> Result<()> {
         let out = self.kubectl_stdin(&["apply", "-f", "-"], yaml)?;
         if !out.status.success() {
-            bail!("kubectl apply failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "kubectl apply failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(())
     }
@@ -154,7 +184,10 @@ impl ControlPlane {
         for key in ["K8S_APISERVER_LOG", "K8S_CONTROLLER_MANAGER_LOG"] {
             if let Ok(text) = std::fs::read_to_string(self.get(key)) {
                 let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("--- {key} (last 40 lines)\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                eprintln!(
+                    "--- {key} (last 40 lines)\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
         }
     }
@@ -176,7 +209,8 @@ impl Drop for ControlPlane {
 }
 
 fn read_env(path: &Path) -> Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -200,7 +234,13 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `bin args…` with `env`, logging to `log`.
-    pub fn spawn(name: &str, bin: &Path, args: &[String], env: &[(&str, String)], log: PathBuf) -> Result<Proc> {
+    pub fn spawn(
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        env: &[(&str, String)],
+        log: PathBuf,
+    ) -> Result<Proc> {
         let file = std::fs::File::create(&log)?;
         let err = file.try_clone()?;
         let mut cmd = Command::new(bin);
@@ -208,7 +248,9 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().with_context(|| format!("spawning {}", bin.display()))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", bin.display()))?;
         Ok(Proc {
             child,
             log,
@@ -242,7 +284,11 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- {} log (last 40 lines)\n{}", self.name, self.log_tail(40));
+            eprintln!(
+                "--- {} log (last 40 lines)\n{}",
+                self.name,
+                self.log_tail(40)
+            );
         }
         self.kill();
     }
@@ -276,7 +322,12 @@ where
 /// ready endpoints of `service` in `ns`, the way the EndpointSlice controller would for ready
 /// pods (no kubelet runs here). One slice per process, because each listens on its own ports;
 /// slices of processes no longer listed are deleted.
-pub async fn publish_endpoints(client: &Client, ns: &str, service: &str, ports: &[(u16, u16)]) -> Result<()> {
+pub async fn publish_endpoints(
+    client: &Client,
+    ns: &str,
+    service: &str,
+    ports: &[(u16, u16)],
+) -> Result<()> {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     for (i, (http, admin)) in ports.iter().enumerate() {
         let name = format!("{service}-e2e-{i}");
@@ -285,8 +336,14 @@ pub async fn publish_endpoints(client: &Client, ns: &str, service: &str, ports: 
                 name: Some(name.clone()),
                 namespace: Some(ns.into()),
                 labels: Some(BTreeMap::from([
-                    ("kubernetes.io/service-name".to_string(), service.to_string()),
-                    ("endpointslice.kubernetes.io/managed-by".to_string(), "vr-e2e-harness".to_string()),
+                    (
+                        "kubernetes.io/service-name".to_string(),
+                        service.to_string(),
+                    ),
+                    (
+                        "endpointslice.kubernetes.io/managed-by".to_string(),
+                        "vr-e2e-harness".to_string(),
+                    ),
                 ])),
                 ..ObjectMeta::default()
             },
@@ -319,10 +376,17 @@ pub async fn publish_endpoints(client: &Client, ns: &str, service: &str, ports: 
         let mut v = serde_json::to_value(&slice)?;
         v["apiVersion"] = "discovery.k8s.io/v1".into();
         v["kind"] = "EndpointSlice".into();
-        api.patch(&name, &PatchParams::apply("vr-e2e-harness").force(), &Patch::Apply(v)).await?;
+        api.patch(
+            &name,
+            &PatchParams::apply("vr-e2e-harness").force(),
+            &Patch::Apply(v),
+        )
+        .await?;
     }
     for i in ports.len()..ports.len() + 8 {
-        let _ = api.delete(&format!("{service}-e2e-{i}"), &Default::default()).await;
+        let _ = api
+            .delete(&format!("{service}-e2e-{i}"), &Default::default())
+            .await;
     }
     Ok(())
 }

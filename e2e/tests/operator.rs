@@ -25,8 +25,31 @@ impl World {
         let ns = cp.namespace()?;
         let media = tempfile::tempdir()?;
         let status = std::process::Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac"])
+            .args([
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25:duration=2",
+            ])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=2",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+            ])
             .arg(media.path().join("sample.mp4"))
             .status()?;
         anyhow::ensure!(status.success(), "ffmpeg could not make the sample");
@@ -85,7 +108,13 @@ spec:
             identity,
             &binary("vr-operator"),
             &args,
-            &[("KUBECONFIG", self.cp.operator_kubeconfig().display().to_string()), ("RUST_LOG", "info".into())],
+            &[
+                (
+                    "KUBECONFIG",
+                    self.cp.operator_kubeconfig().display().to_string(),
+                ),
+                ("RUST_LOG", "info".into()),
+            ],
             self.cp.dir().join(format!("{identity}.log")),
         )?;
         Ok((p, port))
@@ -95,13 +124,20 @@ spec:
     /// and publishes it as a ready endpoint.
     async fn dataplane(&self, index: usize) -> Result<(Proc, u16, u16)> {
         let client = self.cp.client().await?;
-        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &self.ns);
-        wait_for("the data plane's ServiceAccount", Duration::from_secs(60), || {
-            let sas = sas.clone();
-            async move { sas.get_opt("web-dataplane").await.ok().flatten() }
-        })
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &self.ns);
+        wait_for(
+            "the data plane's ServiceAccount",
+            Duration::from_secs(60),
+            || {
+                let sas = sas.clone();
+                async move { sas.get_opt("web-dataplane").await.ok().flatten() }
+            },
+        )
         .await?;
-        let kubeconfig = self.cp.service_account_kubeconfig(&self.ns, "web-dataplane")?;
+        let kubeconfig = self
+            .cp
+            .service_account_kubeconfig(&self.ns, "web-dataplane")?;
         let (http, admin) = (free_port()?, free_port()?);
         let args = vec![
             "--kube-config-name".to_string(),
@@ -113,7 +149,11 @@ spec:
             "--admin-listen".into(),
             format!("127.0.0.1:{admin}"),
             "--work-dir".into(),
-            self.cp.dir().join(format!("dp-{index}-work")).display().to_string(),
+            self.cp
+                .dir()
+                .join(format!("dp-{index}-work"))
+                .display()
+                .to_string(),
             "--log-format".into(),
             "text".into(),
         ];
@@ -131,14 +171,24 @@ spec:
 async fn ready_condition(api: &Api<VideoResizerConfig>) -> Option<VideoResizerConfig> {
     let c = api.get_opt("web").await.ok().flatten()?;
     let st = c.status.as_ref()?;
-    let ready = st.conditions.iter().any(|x| x.type_ == "Ready" && x.status == "True");
+    let ready = st
+        .conditions
+        .iter()
+        .any(|x| x.type_ == "Ready" && x.status == "True");
     (ready && st.observed_generation == c.metadata.generation).then_some(c)
 }
 
 /// GET with `debug=view`: (revision header, body) when the data plane answers.
 async fn probe(http: u16, query: &str) -> Option<(String, serde_json::Value)> {
-    let r = reqwest::get(format!("http://127.0.0.1:{http}/videos/sample.mp4?{query}")).await.ok()?;
-    let rev = r.headers().get("x-config-revision")?.to_str().ok()?.to_owned();
+    let r = reqwest::get(format!("http://127.0.0.1:{http}/videos/sample.mp4?{query}"))
+        .await
+        .ok()?;
+    let rev = r
+        .headers()
+        .get("x-config-revision")?
+        .to_str()
+        .ok()?
+        .to_owned();
     let body = r.json::<serde_json::Value>().await.ok()?;
     Some((rev, body))
 }
@@ -146,7 +196,14 @@ async fn probe(http: u16, query: &str) -> Option<(String, serde_json::Value)> {
 fn revision_configmaps(cms: &[ConfigMap]) -> Vec<String> {
     let mut v: Vec<String> = cms
         .iter()
-        .filter(|c| c.metadata.labels.as_ref().and_then(|l| l.get("videoresizer.io/role")).map(String::as_str) == Some("revision"))
+        .filter(|c| {
+            c.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("videoresizer.io/role"))
+                .map(String::as_str)
+                == Some("revision")
+        })
         .filter_map(|c| c.metadata.name.clone())
         .collect();
     v.sort();
@@ -154,7 +211,9 @@ fn revision_configmaps(cms: &[ConfigMap]) -> Vec<String> {
 }
 
 async fn metric(port: u16, name: &str) -> f64 {
-    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else { return 0.0 };
+    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0.0;
+    };
     let text = r.text().await.unwrap_or_default();
     text.lines()
         .filter(|l| l.starts_with(name))
@@ -173,26 +232,36 @@ async fn crds_install_explain_and_reject_invalid_objects() -> Result<()> {
     assert!(explain.to_lowercase().contains("width"), "{explain}");
 
     // Schema: a width below 10.
-    let out = w.cp.kubectl_stdin(&["apply", "-f", "-"], &w.derivative_yaml("tiny", 5, ""))?;
+    let out =
+        w.cp.kubectl_stdin(&["apply", "-f", "-"], &w.derivative_yaml("tiny", 5, ""))?;
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("spec.width"), "{err}");
     // CEL: kind http without its block.
     let bad = w.config_yaml().replace("kind: local", "kind: http");
     let out = w.cp.kubectl_stdin(&["apply", "-f", "-"], &bad)?;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("spec.origins[0].sources[0]"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("spec.origins[0].sources[0]"),
+        "{err}"
+    );
     // CEL transition rule: a Derivative cannot move to another config.
     w.cp.apply(&w.derivative_yaml("mobile", 320, ""))?;
-    let moved = w.derivative_yaml("mobile", 320, "").replace("config: web", "config: other");
+    let moved = w
+        .derivative_yaml("mobile", 320, "")
+        .replace("config: web", "config: other");
     let out = w.cp.kubectl_stdin(&["apply", "-f", "-"], &moved)?;
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("config is immutable"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("config is immutable"),
+        "{err}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane() -> Result<()> {
+async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane(
+) -> Result<()> {
     let w = World::new()?;
     let client = w.cp.client().await?;
     w.cp.apply(&w.config_yaml())?;
@@ -203,7 +272,10 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
     let first = wait_for("revision r1", Duration::from_secs(60), || {
         let cms = cms.clone();
         async move {
-            let l = cms.list(&ListParams::default().labels("videoresizer.io/config=web")).await.ok()?;
+            let l = cms
+                .list(&ListParams::default().labels("videoresizer.io/config=web"))
+                .await
+                .ok()?;
             let revs = revision_configmaps(&l.items);
             (revs.len() == 1).then(|| revs[0].clone())
         }
@@ -212,48 +284,99 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
     assert!(first.starts_with("web-r1-"), "{first}");
     let cm = cms.get(&first).await?;
     assert_eq!(cm.immutable, Some(true));
-    for kind in ["deployment", "service", "hpa", "pdb", "serviceaccount", "role", "rolebinding"] {
-        let owner = w.cp.kubectl(&["get", kind, "web-dataplane", "-n", &w.ns, "-o", "jsonpath={.metadata.ownerReferences[0].name}"])?;
+    for kind in [
+        "deployment",
+        "service",
+        "hpa",
+        "pdb",
+        "serviceaccount",
+        "role",
+        "rolebinding",
+    ] {
+        let owner = w.cp.kubectl(&[
+            "get",
+            kind,
+            "web-dataplane",
+            "-n",
+            &w.ns,
+            "-o",
+            "jsonpath={.metadata.ownerReferences[0].name}",
+        ])?;
         assert_eq!(owner, "web", "{kind} is owned by the config");
     }
     let dep: Api<Deployment> = Api::namespaced(client.clone(), &w.ns);
     let d = dep.get("web-dataplane").await?;
-    assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), None, "replicas are left to the HPA");
+    assert_eq!(
+        d.spec.as_ref().and_then(|s| s.replicas),
+        None,
+        "replicas are left to the HPA"
+    );
 
     let (mut dp, http, admin) = w.dataplane(0).await?;
     publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
     let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &w.ns);
-    wait_for("Ready=True with a current observedGeneration", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+    wait_for(
+        "Ready=True with a current observedGeneration",
+        Duration::from_secs(60),
+        || ready_condition(&vrcs),
+    )
+    .await?;
 
     // The data plane serves the derivative (a real transform).
-    let (rev, body) = wait_for("the data plane to serve r1", Duration::from_secs(30), || probe(http, "derivative=mobile&debug=view")).await?;
+    let (rev, body) = wait_for(
+        "the data plane to serve r1",
+        Duration::from_secs(30),
+        || probe(http, "derivative=mobile&debug=view"),
+    )
+    .await?;
     assert_eq!(rev, "r1");
-    assert!(body["variant"].as_str().is_some_and(|v| v.contains("w=320")), "{body}");
-    let r = reqwest::get(format!("http://127.0.0.1:{http}/videos/sample.mp4?derivative=mobile")).await?;
+    assert!(
+        body["variant"]
+            .as_str()
+            .is_some_and(|v| v.contains("w=320")),
+        "{body}"
+    );
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{http}/videos/sample.mp4?derivative=mobile"
+    ))
+    .await?;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "video/mp4");
     assert!(!r.bytes().await?.is_empty());
 
     // Propagation: edit the derivative, time until the running process serves the new revision.
-    let runs = std::env::var("VR_E2E_PROPAGATION_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(20u32);
+    let runs = std::env::var("VR_E2E_PROPAGATION_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20u32);
     let mut samples = Vec::new();
     for i in 0..runs {
         let width = 330 + 2 * i;
         let t0 = Instant::now();
         w.cp.apply(&w.derivative_yaml("mobile", width, ""))?;
         let want = format!("w={width};");
-        wait_for("the new revision to be served", Duration::from_secs(30), || {
-            let want = want.clone();
-            async move {
-                let (_, body) = probe(http, "derivative=mobile&debug=view").await?;
-                body["variant"].as_str().is_some_and(|v| v.contains(&want)).then_some(())
-            }
-        })
+        wait_for(
+            "the new revision to be served",
+            Duration::from_secs(30),
+            || {
+                let want = want.clone();
+                async move {
+                    let (_, body) = probe(http, "derivative=mobile&debug=view").await?;
+                    body["variant"]
+                        .as_str()
+                        .is_some_and(|v| v.contains(&want))
+                        .then_some(())
+                }
+            },
+        )
         .await?;
         samples.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     assert!(!dp.exited(), "the data plane was not restarted");
-    let (p50, p95) = (percentile(&mut samples.clone(), 50.0), percentile(&mut samples, 95.0));
+    let (p50, p95) = (
+        percentile(&mut samples.clone(), 50.0),
+        percentile(&mut samples, 95.0),
+    );
     println!("PROPAGATION runs={runs} p50_ms={p50:.0} p95_ms={p95:.0} (kubectl apply of a Derivative → first request served by the new revision)");
     assert!(metric(op_port, "vr_operator_revisions_created").await >= f64::from(runs) + 1.0);
     Ok(())
@@ -264,7 +387,11 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
 async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_write() -> Result<()> {
     let w = World::new()?;
     let client = w.cp.client().await?;
-    let spec = format!("{}---\n{}", w.config_yaml(), w.derivative_yaml("mobile", 320, ""));
+    let spec = format!(
+        "{}---\n{}",
+        w.config_yaml(),
+        w.derivative_yaml("mobile", 320, "")
+    );
     w.cp.apply(&spec)?;
     let (mut op, op_port) = w.operator("op-a")?;
     let (_dp, http, admin) = w.dataplane(0).await?;
@@ -280,29 +407,67 @@ async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_wri
     // A GitOps tool re-applies the same manifests.
     let reconciles = metric(op_port, "vr_operator_reconciles_total").await;
     w.cp.apply(&spec)?;
-    w.cp.kubectl(&["annotate", "vrc", "web", "-n", &w.ns, "e2e/poke=1", "--overwrite"])?;
-    wait_for("a reconcile after the re-apply", Duration::from_secs(30), || async { (metric(op_port, "vr_operator_reconciles_total").await > reconciles).then_some(()) }).await?;
+    w.cp.kubectl(&[
+        "annotate",
+        "vrc",
+        "web",
+        "-n",
+        &w.ns,
+        "e2e/poke=1",
+        "--overwrite",
+    ])?;
+    wait_for(
+        "a reconcile after the re-apply",
+        Duration::from_secs(30),
+        || async {
+            (metric(op_port, "vr_operator_reconciles_total").await > reconciles).then_some(())
+        },
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = snapshot().await;
-    let strip_vrc = |s: &str| s.lines().filter(|l| !l.starts_with("VideoResizerConfig/")).collect::<Vec<_>>().join("\n");
-    assert_eq!(strip_vrc(&before), strip_vrc(&after), "nothing but the annotated config changed");
+    let strip_vrc = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with("VideoResizerConfig/"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip_vrc(&before),
+        strip_vrc(&after),
+        "nothing but the annotated config changed"
+    );
 
     // Restarting the operator creates nothing either.
     op.kill();
     let (_op2, op2_port) = w.operator("op-b")?;
-    wait_for("the new operator's first reconcile", Duration::from_secs(60), || async { (metric(op2_port, "vr_operator_reconciles_total").await >= 1.0).then_some(()) }).await?;
+    wait_for(
+        "the new operator's first reconcile",
+        Duration::from_secs(60),
+        || async { (metric(op2_port, "vr_operator_reconciles_total").await >= 1.0).then_some(()) },
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(strip_vrc(&after), strip_vrc(&snapshot().await), "a restart wrote nothing");
+    assert_eq!(
+        strip_vrc(&after),
+        strip_vrc(&snapshot().await),
+        "a restart wrote nothing"
+    );
     assert_eq!(metric(op2_port, "vr_operator_revisions_created").await, 0.0);
     Ok(())
 }
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving() -> Result<()> {
+async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving(
+) -> Result<()> {
     let w = World::new()?;
     let client = w.cp.client().await?;
-    w.cp.apply(&format!("{}---\n{}", w.config_yaml(), w.derivative_yaml("mobile", 320, "")))?;
+    w.cp.apply(&format!(
+        "{}---\n{}",
+        w.config_yaml(),
+        w.derivative_yaml("mobile", 320, "")
+    ))?;
     let (_op, _) = w.operator("op-a")?;
     let (_dp, http, admin) = w.dataplane(0).await?;
     publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
@@ -315,15 +480,33 @@ async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_ke
         let vrcs = vrcs.clone();
         async move {
             let c = vrcs.get("web").await.ok()?;
-            c.status.as_ref()?.conditions.iter().find(|x| x.type_ == "Degraded" && x.status == "True").cloned()
+            c.status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|x| x.type_ == "Degraded" && x.status == "True")
+                .cloned()
         }
     })
     .await?;
     assert_eq!(c.reason, "InvalidSpec");
-    assert!(c.message.contains("Derivative/mobile") && c.message.contains("format"), "{}", c.message);
-    let events = w.cp.kubectl(&["get", "events.events.k8s.io", "-n", &w.ns, "-o", "jsonpath={range .items[*]}{.type}/{.reason}{\"\\n\"}{end}"])?;
+    assert!(
+        c.message.contains("Derivative/mobile") && c.message.contains("format"),
+        "{}",
+        c.message
+    );
+    let events = w.cp.kubectl(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        &w.ns,
+        "-o",
+        "jsonpath={range .items[*]}{.type}/{.reason}{\"\\n\"}{end}",
+    ])?;
     assert!(events.contains("Warning/InvalidSpec"), "{events}");
-    let (rev, _) = probe(http, "derivative=mobile&debug=view").await.context("data plane answers")?;
+    let (rev, _) = probe(http, "derivative=mobile&debug=view")
+        .await
+        .context("data plane answers")?;
     assert_eq!(rev, "r1", "the last good revision keeps serving");
     Ok(())
 }
@@ -334,7 +517,11 @@ async fn deleting_the_config_garbage_collects_its_children() -> Result<()> {
     // Relies on Kubernetes' garbage collector (kube-controller-manager runs in the harness):
     // every child carries an owner reference to the config; the operator has no finalizer.
     let w = World::new()?;
-    w.cp.apply(&format!("{}---\n{}", w.config_yaml(), w.derivative_yaml("mobile", 320, "")))?;
+    w.cp.apply(&format!(
+        "{}---\n{}",
+        w.config_yaml(),
+        w.derivative_yaml("mobile", 320, "")
+    ))?;
     let (_op, _) = w.operator("op-a")?;
     let client = w.cp.client().await?;
     let dep: Api<Deployment> = Api::namespaced(client.clone(), &w.ns);
@@ -345,14 +532,21 @@ async fn deleting_the_config_garbage_collects_its_children() -> Result<()> {
     .await?;
     w.cp.kubectl(&["delete", "vrc", "web", "-n", &w.ns, "--wait=true"])?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &w.ns);
-    wait_for("every child to be collected", Duration::from_secs(60), || {
-        let (dep, cms) = (dep.clone(), cms.clone());
-        async move {
-            let d = dep.get_opt("web-dataplane").await.ok()?;
-            let l = cms.list(&ListParams::default().labels("videoresizer.io/config=web")).await.ok()?;
-            (d.is_none() && l.items.is_empty()).then_some(())
-        }
-    })
+    wait_for(
+        "every child to be collected",
+        Duration::from_secs(60),
+        || {
+            let (dep, cms) = (dep.clone(), cms.clone());
+            async move {
+                let d = dep.get_opt("web-dataplane").await.ok()?;
+                let l = cms
+                    .list(&ListParams::default().labels("videoresizer.io/config=web"))
+                    .await
+                    .ok()?;
+                (d.is_none() && l.items.is_empty()).then_some(())
+            }
+        },
+    )
     .await?;
     Ok(())
 }
@@ -365,7 +559,12 @@ async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over() -> 
     let (mut a, a_port) = w.operator("op-a")?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "vr-system");
     let holder = |leases: Api<Lease>| async move {
-        leases.get_opt("video-resizer-operator").await.ok().flatten().and_then(|l| l.spec?.holder_identity)
+        leases
+            .get_opt("video-resizer-operator")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
     };
     wait_for("op-a to lead", Duration::from_secs(30), || {
         let l = leases.clone();
@@ -373,12 +572,25 @@ async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over() -> 
     })
     .await?;
     let (_b, b_port) = w.operator("op-b")?;
-    wait_for("op-b to be up", Duration::from_secs(30), || async { reqwest::get(format!("http://127.0.0.1:{b_port}/healthz")).await.ok().map(|_| ()) }).await?;
+    wait_for("op-b to be up", Duration::from_secs(30), || async {
+        reqwest::get(format!("http://127.0.0.1:{b_port}/healthz"))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await?;
 
-    w.cp.apply(&format!("{}---\n{}", w.config_yaml(), w.derivative_yaml("mobile", 320, "")))?;
+    w.cp.apply(&format!(
+        "{}---\n{}",
+        w.config_yaml(),
+        w.derivative_yaml("mobile", 320, "")
+    ))?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &w.ns);
     let count = |cms: Api<ConfigMap>| async move {
-        cms.list(&ListParams::default().labels("videoresizer.io/config=web")).await.ok().map(|l| revision_configmaps(&l.items).len())
+        cms.list(&ListParams::default().labels("videoresizer.io/config=web"))
+            .await
+            .ok()
+            .map(|l| revision_configmaps(&l.items).len())
     };
     wait_for("r1", Duration::from_secs(60), || {
         let c = cms.clone();
@@ -386,7 +598,11 @@ async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over() -> 
     })
     .await?;
     assert_eq!(metric(b_port, "vr_operator_leader").await, 0.0);
-    assert_eq!(metric(b_port, "vr_operator_reconciles_total").await, 0.0, "the follower did not reconcile");
+    assert_eq!(
+        metric(b_port, "vr_operator_reconciles_total").await,
+        0.0,
+        "the follower did not reconcile"
+    );
     assert!(metric(a_port, "vr_operator_reconciles_total").await >= 1.0);
 
     let killed = Instant::now();
