@@ -114,6 +114,7 @@ impl ControlPlane {
         Command::new(self.kubectl_path())
             .args(args)
             .env("KUBECONFIG", self.admin_kubeconfig())
+            .env("KUBECACHEDIR", self.dir().join("kubectl-cache"))
             .stdin(Stdio::null())
             .output()
             .context("running kubectl")
@@ -125,6 +126,7 @@ impl ControlPlane {
         let mut child = Command::new(self.kubectl_path())
             .args(args)
             .env("KUBECONFIG", self.admin_kubeconfig())
+            .env("KUBECACHEDIR", self.dir().join("kubectl-cache"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -177,6 +179,30 @@ impl ControlPlane {
         );
         std::fs::write(&path, cfg)?;
         Ok(path)
+    }
+
+    /// Prints every log of the run directory (control plane and processes): call it when a
+    /// test fails, before the directory goes.
+    pub fn dump_all_logs(&self) {
+        self.dump_logs();
+        if let Ok(entries) = std::fs::read_dir(self.dir()) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "log")
+                    && !p.to_string_lossy().contains("apiserver")
+                    && !p.to_string_lossy().contains("etcd")
+                    && !p.to_string_lossy().contains("controller-manager")
+                {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    eprintln!(
+                        "--- {} (last 60 lines)\n{}",
+                        p.display(),
+                        lines[lines.len().saturating_sub(60)..].join("\n")
+                    );
+                }
+            }
+        }
     }
 
     /// Prints the control-plane logs (called when a test fails).
@@ -347,9 +373,13 @@ pub async fn publish_endpoints(
                 ])),
                 ..ObjectMeta::default()
             },
-            address_type: "IPv4".into(),
+            // The API refuses loopback IPs (and single-label names) in endpoints, so the
+            // processes are published as FQDN endpoints under the reserved `.invalid` domain:
+            // enough for the operator to count ready pods. Reaching them by address (canary
+            // analysis) needs addresses the API accepts; see docs/ARCHITECTURE.md.
+            address_type: "FQDN".into(),
             endpoints: vec![Endpoint {
-                addresses: vec!["127.0.0.1".into()],
+                addresses: vec![format!("dataplane-{i}.vr-e2e.invalid")],
                 conditions: Some(EndpointConditions {
                     ready: Some(true),
                     serving: Some(true),

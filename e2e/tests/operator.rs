@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use vr_crds::resources::VideoResizerConfig;
 use vr_e2e::*;
 
-const EXTERNAL: &str = "external: needs kube-apiserver (e2e/run operator)";
-
 /// A test world: control plane, a namespace, generated media.
 struct World {
     cp: ControlPlane,
@@ -168,6 +166,18 @@ spec:
     }
 }
 
+/// Runs a scenario in a fresh world; on failure prints every log before the world goes.
+async fn scenario<F>(body: F)
+where
+    F: for<'a> AsyncFnOnce(&'a World) -> Result<()>,
+{
+    let w = World::new().expect("the test world starts (control plane, namespace, media)");
+    if let Err(e) = body(&w).await {
+        w.cp.dump_all_logs();
+        panic!("{e:#}");
+    }
+}
+
 async fn ready_condition(api: &Api<VideoResizerConfig>) -> Option<VideoResizerConfig> {
     let c = api.get_opt("web").await.ok().flatten()?;
     let st = c.status.as_ref()?;
@@ -189,7 +199,7 @@ async fn probe(http: u16, query: &str) -> Option<(String, serde_json::Value)> {
         .to_str()
         .ok()?
         .to_owned();
-    let body = r.json::<serde_json::Value>().await.ok()?;
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.ok()?).ok()?;
     Some((rev, body))
 }
 
@@ -223,9 +233,11 @@ async fn metric(port: u16, name: &str) -> f64 {
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn crds_install_explain_and_reject_invalid_objects() -> Result<()> {
-    let _ = EXTERNAL;
-    let w = World::new()?;
+async fn crds_install_explain_and_reject_invalid_objects() {
+    scenario(crds_install_explain_and_reject_invalid_objects_body).await;
+}
+
+async fn crds_install_explain_and_reject_invalid_objects_body(w: &World) -> Result<()> {
     let explain = w.cp.kubectl(&["explain", "vrc.spec.origins"])?;
     assert!(explain.contains("Ordered origin rules"), "{explain}");
     let explain = w.cp.kubectl(&["explain", "vrd.spec.width"])?;
@@ -260,9 +272,14 @@ async fn crds_install_explain_and_reject_invalid_objects() -> Result<()> {
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane(
+async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane()
+{
+    scenario(a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane_body).await;
+}
+
+async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_running_data_plane_body(
+    w: &World,
 ) -> Result<()> {
-    let w = World::new()?;
     let client = w.cp.client().await?;
     w.cp.apply(&w.config_yaml())?;
     w.cp.apply(&w.derivative_yaml("mobile", 320, ""))?;
@@ -284,6 +301,11 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
     assert!(first.starts_with("web-r1-"), "{first}");
     let cm = cms.get(&first).await?;
     assert_eq!(cm.immutable, Some(true));
+    // The revision is written first, the workload right after it.
+    wait_for("the workload", Duration::from_secs(30), || async {
+        w.cp.kubectl(&["get", "pdb", "web-dataplane", "-n", &w.ns]).ok().map(|_| ())
+    })
+    .await?;
     for kind in [
         "deployment",
         "service",
@@ -306,11 +328,17 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
     }
     let dep: Api<Deployment> = Api::namespaced(client.clone(), &w.ns);
     let d = dep.get("web-dataplane").await?;
-    assert_eq!(
-        d.spec.as_ref().and_then(|s| s.replicas),
-        None,
-        "replicas are left to the HPA"
-    );
+    // The API server defaults replicas; what matters is that the operator does not own them
+    // (server-side apply would otherwise reset the HPA's choice on every pass).
+    let ours = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .find(|m| m.manager.as_deref() == Some(vr_crds::contract::FIELD_MANAGER))
+        .context("the operator's managed fields")?;
+    let owned = serde_json::to_string(&ours.fields_v1)?;
+    assert!(!owned.contains("f:replicas"), "replicas are left to the HPA: {owned}");
 
     let (mut dp, http, admin) = w.dataplane(0).await?;
     publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
@@ -384,8 +412,13 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_write() -> Result<()> {
-    let w = World::new()?;
+async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_write() {
+    scenario(identical_reapplies_and_operator_restarts_create_no_revision_and_no_write_body).await;
+}
+
+async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_write_body(
+    w: &World,
+) -> Result<()> {
     let client = w.cp.client().await?;
     let spec = format!(
         "{}---\n{}",
@@ -459,9 +492,16 @@ async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_wri
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving(
+async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving() {
+    scenario(
+        an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving_body,
+    )
+    .await;
+}
+
+async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving_body(
+    w: &World,
 ) -> Result<()> {
-    let w = World::new()?;
     let client = w.cp.client().await?;
     w.cp.apply(&format!(
         "{}---\n{}",
@@ -513,10 +553,13 @@ async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_ke
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn deleting_the_config_garbage_collects_its_children() -> Result<()> {
+async fn deleting_the_config_garbage_collects_its_children() {
+    scenario(deleting_the_config_garbage_collects_its_children_body).await;
+}
+
+async fn deleting_the_config_garbage_collects_its_children_body(w: &World) -> Result<()> {
     // Relies on Kubernetes' garbage collector (kube-controller-manager runs in the harness):
     // every child carries an owner reference to the config; the operator has no finalizer.
-    let w = World::new()?;
     w.cp.apply(&format!(
         "{}---\n{}",
         w.config_yaml(),
@@ -553,8 +596,13 @@ async fn deleting_the_config_garbage_collects_its_children() -> Result<()> {
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver (e2e/run operator)"]
-async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over() -> Result<()> {
-    let w = World::new()?;
+async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over() {
+    scenario(with_two_operators_only_the_leader_acts_and_killing_it_hands_over_body).await;
+}
+
+async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over_body(
+    w: &World,
+) -> Result<()> {
     let client = w.cp.client().await?;
     let (mut a, a_port) = w.operator("op-a")?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), "vr-system");
