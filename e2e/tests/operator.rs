@@ -303,7 +303,9 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
     assert_eq!(cm.immutable, Some(true));
     // The revision is written first, the workload right after it.
     wait_for("the workload", Duration::from_secs(30), || async {
-        w.cp.kubectl(&["get", "pdb", "web-dataplane", "-n", &w.ns]).ok().map(|_| ())
+        w.cp.kubectl(&["get", "pdb", "web-dataplane", "-n", &w.ns])
+            .ok()
+            .map(|_| ())
     })
     .await?;
     for kind in [
@@ -338,7 +340,10 @@ async fn a_config_becomes_a_revision_and_a_workload_and_new_revisions_reach_the_
         .find(|m| m.manager.as_deref() == Some(vr_crds::contract::FIELD_MANAGER))
         .context("the operator's managed fields")?;
     let owned = serde_json::to_string(&ours.fields_v1)?;
-    assert!(!owned.contains("f:replicas"), "replicas are left to the HPA: {owned}");
+    assert!(
+        !owned.contains("f:replicas"),
+        "replicas are left to the HPA: {owned}"
+    );
 
     let (mut dp, http, admin) = w.dataplane(0).await?;
     publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
@@ -645,13 +650,26 @@ async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over_body(
         async move { (count(c).await == Some(1)).then_some(()) }
     })
     .await?;
+    wait_for(
+        "op-a to finish its reconcile",
+        Duration::from_secs(30),
+        || async { (metric(a_port, "vr_operator_reconciles_total").await >= 1.0).then_some(()) },
+    )
+    .await?;
     assert_eq!(metric(b_port, "vr_operator_leader").await, 0.0);
+    let b_metrics = reqwest::get(format!("http://127.0.0.1:{b_port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        b_metrics.contains("vr_operator_leader 0"),
+        "the follower is up and not leading: {b_metrics}"
+    );
     assert_eq!(
         metric(b_port, "vr_operator_reconciles_total").await,
         0.0,
         "the follower did not reconcile"
     );
-    assert!(metric(a_port, "vr_operator_reconciles_total").await >= 1.0);
 
     let killed = Instant::now();
     a.kill();
