@@ -6,6 +6,7 @@
 #   e2e/k8s/control-plane.sh start DIR   start, wait for /readyz, write DIR/env + kubeconfigs
 #   e2e/k8s/control-plane.sh stop DIR    stop the processes recorded in DIR (by pid); keeps logs
 #   e2e/k8s/control-plane.sh env DIR     print DIR/env (KEY=VALUE lines, sourceable by sh)
+#   e2e/k8s/control-plane.sh restart-apiserver DIR SECONDS   outage: down SECONDS, then back
 #
 # DIR must be absent or empty (mktemp -d) and contain no whitespace. Everything of
 # the run lives in it: etcd data, certs, tokens, service-account keys, logs.
@@ -178,7 +179,7 @@ cmd_start() {
   for attempt in 1 2 3; do
     api_port="$(free_port)"
     rm -rf "$dir/certs"; mkdir -p "$dir/certs"
-    nohup "$K8S_BIN/kube-apiserver" \
+    local api_args=(
       --etcd-servers="http://127.0.0.1:$etcd_port" \
       --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
       --cert-dir="$dir/certs" \
@@ -190,8 +191,11 @@ cmd_start() {
       --service-account-signing-key-file="$dir/pki/sa.key" \
       --disable-admission-plugins=ServiceAccount \
       --endpoint-reconciler-type=none \
-      --allow-privileged=false --profiling=false \
-      </dev/null >"$dir/kube-apiserver.log" 2>&1 &
+      --allow-privileged=false --profiling=false
+    )
+    # Kept so `restart-apiserver` brings it back with the same port, certs and keys.
+    printf '%s\n' "${api_args[@]}" > "$dir/kube-apiserver.args"
+    nohup "$K8S_BIN/kube-apiserver" "${api_args[@]}" </dev/null >"$dir/kube-apiserver.log" 2>&1 &
     api_pid=$!
     echo "$api_pid" > "$dir/kube-apiserver.pid"
     ok=0
@@ -336,11 +340,37 @@ cmd_stop() {
   rm -f "$dir/watch.pid"
 }
 
+# restart-apiserver DIR SECONDS : stops kube-apiserver, keeps it down SECONDS, starts it again
+# with the same arguments (same port, certs, keys, etcd) and waits for /readyz. For outage tests.
+cmd_restart_apiserver() {
+  local dir; dir="$(cd "$1" && pwd -P)"
+  local down="$2"
+  [ -f "$dir/kube-apiserver.args" ] && [ -f "$dir/env" ] || die "$dir: no running control plane"
+  local api_pid; api_pid="$(cat "$dir/kube-apiserver.pid")"
+  stop_pid kube-apiserver "$api_pid" "$dir"
+  sleep "$down"
+  local args=(); mapfile -t args < "$dir/kube-apiserver.args"
+  nohup "$K8S_BIN/kube-apiserver" "${args[@]}" </dev/null >>"$dir/kube-apiserver.log" 2>&1 &
+  api_pid=$!
+  echo "$api_pid" > "$dir/kube-apiserver.pid"
+  sed -i "s/^K8S_APISERVER_PID=.*/K8S_APISERVER_PID=$api_pid/" "$dir/env"
+  local url token; url="$(sed -n 's/^K8S_APISERVER_URL=//p' "$dir/env")"; token="$(sed -n 's/^K8S_ADMIN_TOKEN=//p' "$dir/env")"
+  local deadline=$((SECONDS + START_TIMEOUT))
+  while [ $SECONDS -lt $deadline ]; do
+    [ "$(curl -ks -m 3 -H "Authorization: Bearer $token" "$url/readyz" 2>/dev/null)" = ok ] && { say "kube-apiserver back (pid $api_pid)"; return 0; }
+    alive "$api_pid" "$dir" || break
+    sleep 0.5
+  done
+  log_tail "$dir/kube-apiserver.log"
+  die "kube-apiserver did not come back"
+}
+
 cmd_env() {
   [ -f "$1/env" ] || die "$1/env missing: control plane not started (or stopped)"
   cat "$1/env"
 }
 
+if [ "${1:-}" = restart-apiserver ] && [ $# -eq 3 ]; then cmd_restart_apiserver "$2" "$3"; exit 0; fi
 [ $# -eq 2 ] || usage
 case "$1" in
   start) cmd_start "$2" ;;

@@ -181,6 +181,12 @@ impl ControlPlane {
         Ok(path)
     }
 
+    /// Stops kube-apiserver, keeps it down for `down`, starts it again and waits until it is
+    /// ready (blocking: call it from `spawn_blocking` to keep traffic flowing meanwhile).
+    pub fn restart_apiserver(&self, down: Duration) -> Result<()> {
+        restart_apiserver(self.dir(), down)
+    }
+
     /// Prints every log of the run directory (control plane and processes): call it when a
     /// test fails, before the directory goes.
     pub fn dump_all_logs(&self) {
@@ -232,6 +238,24 @@ impl Drop for ControlPlane {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Stops the kube-apiserver of the control plane in `dir`, keeps it down for `down`, starts it
+/// again and waits until it is ready (blocking).
+pub fn restart_apiserver(dir: &Path, down: Duration) -> Result<()> {
+    let out = Command::new(repo().join("e2e/k8s/control-plane.sh"))
+        .arg("restart-apiserver")
+        .arg(dir)
+        .arg(down.as_secs().to_string())
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "restarting kube-apiserver failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn read_env(path: &Path) -> Result<HashMap<String, String>> {

@@ -688,3 +688,78 @@ async fn with_two_operators_only_the_leader_acts_and_killing_it_hands_over_body(
     assert!(metric(b_port, "vr_operator_reconciles_total").await >= 1.0);
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver (e2e/run operator)"]
+async fn an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change_is_picked_up() {
+    scenario(
+        an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change_is_picked_up_body,
+    )
+    .await;
+}
+
+async fn an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change_is_picked_up_body(
+    w: &World,
+) -> Result<()> {
+    let client = w.cp.client().await?;
+    w.cp.apply(&format!(
+        "{}---\n{}",
+        w.config_yaml(),
+        w.derivative_yaml("mobile", 320, "")
+    ))?;
+    let (mut op, _) = w.operator("op-a")?;
+    let (mut dp, http, admin) = w.dataplane(0).await?;
+    publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
+    let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &w.ns);
+    wait_for("Ready", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+
+    // 30 s without an API server, with traffic on the data plane all along.
+    let dir = w.cp.dir().to_path_buf();
+    let outage =
+        tokio::task::spawn_blocking(move || restart_apiserver(&dir, Duration::from_secs(30)));
+    let (mut ok, mut failed) = (0u32, 0u32);
+    while !outage.is_finished() {
+        match probe(http, "derivative=mobile&debug=view").await {
+            Some((rev, _)) if rev == "r1" => ok += 1,
+            _ => failed += 1,
+        }
+        let r = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await?;
+        if r.status() != 200 {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    outage.await??;
+    println!("OUTAGE 30 s: {ok} requests served by r1, {failed} failed");
+    assert!(ok > 50 && failed == 0, "served {ok}, failed {failed}");
+    assert!(!dp.exited());
+
+    // The operator cannot renew its Lease for that long, so it stops acting and exits (the
+    // Deployment would restart it); the data plane has no such duty and simply reconnects.
+    if op.exited() {
+        drop(op);
+        let (op2, _) = w.operator("op-a-restarted")?;
+        op = op2;
+    }
+    let _keep = &mut op;
+    // A change made after the API server returns reaches the data plane.
+    w.cp.apply(&w.derivative_yaml("mobile", 400, ""))?;
+    let t0 = Instant::now();
+    wait_for(
+        "the change after the outage",
+        Duration::from_secs(60),
+        || async {
+            let (_, body) = probe(http, "derivative=mobile&debug=view").await?;
+            body["variant"]
+                .as_str()
+                .is_some_and(|v| v.contains("w=400;"))
+                .then_some(())
+        },
+    )
+    .await?;
+    println!(
+        "AFTER-OUTAGE change served in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
