@@ -303,20 +303,8 @@ async fn pipeline(
     if needs_whole {
         return match reader.outcome().await {
             Ok(done) => {
-                let Some((file, len)) = reader.spool() else {
-                    return Err(boxed(EdgeError::Internal(
-                        "finished variant has no spool".into(),
-                    )));
-                };
                 ctx.timing.mark("transform");
-                Ok(serve::respond(
-                    req.method(),
-                    req.headers(),
-                    &done.meta,
-                    Payload::File { file, len },
-                    extra,
-                )
-                .await)
+                serve_finished(req, &reader, &done, extra).await
             }
             Err(f) => failure_response(rt, req, &route, ctx, f, &resolved.vary).await,
         };
@@ -334,23 +322,30 @@ async fn pipeline(
             h.insert(header::ETAG, etag_for(&key));
             Ok(resp)
         }
-        Start::Finished(Ok(done)) => {
-            let Some((file, len)) = reader.spool() else {
-                return Err(boxed(EdgeError::Internal(
-                    "finished variant has no spool".into(),
-                )));
-            };
-            Ok(serve::respond(
-                req.method(),
-                req.headers(),
-                &done.meta,
-                Payload::File { file, len },
-                extra,
-            )
-            .await)
-        }
+        Start::Finished(Ok(done)) => serve_finished(req, &reader, &done, extra).await,
         Start::Finished(Err(f)) => failure_response(rt, req, &route, ctx, f, &resolved.vary).await,
     }
+}
+
+/// Serves a variant whose production has finished from its spool (ranges and conditionals
+/// included), whether or not the cache kept it.
+async fn serve_finished(
+    req: &Request<()>,
+    reader: &crate::flight::Reader<Arc<Done>, Failure>,
+    done: &Done,
+    extra: HeaderMap,
+) -> Result<Response<Body>, StageError> {
+    let (file, len) = reader
+        .spool()
+        .ok_or_else(|| boxed(EdgeError::Internal("finished variant has no spool".into())))?;
+    Ok(serve::respond(
+        req.method(),
+        req.headers(),
+        &done.meta,
+        Payload::File { file, len },
+        extra,
+    )
+    .await)
 }
 
 fn boxed_origin(e: crate::origin::OriginError) -> StageError {

@@ -166,6 +166,41 @@ spec:
     }
 }
 
+/// A config with one derivative, served: the operator (`op-a`) and one data-plane process
+/// published as a ready endpoint, and the config `Ready`.
+struct Serving {
+    op: Proc,
+    op_port: u16,
+    dp: Proc,
+    http: u16,
+    admin: u16,
+    vrcs: Api<VideoResizerConfig>,
+}
+
+impl World {
+    async fn serving(&self) -> Result<Serving> {
+        let client = self.cp.client().await?;
+        self.cp.apply(&format!(
+            "{}---\n{}",
+            self.config_yaml(),
+            self.derivative_yaml("mobile", 320, "")
+        ))?;
+        let (op, op_port) = self.operator("op-a")?;
+        let (dp, http, admin) = self.dataplane(0).await?;
+        publish_endpoints(&client, &self.ns, "web-dataplane", &[(http, admin)]).await?;
+        let vrcs: Api<VideoResizerConfig> = Api::namespaced(client, &self.ns);
+        wait_for("Ready", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+        Ok(Serving {
+            op,
+            op_port,
+            dp,
+            http,
+            admin,
+            vrcs,
+        })
+    }
+}
+
 /// Runs a scenario in a fresh world; on failure prints every log before the world goes.
 async fn scenario<F>(body: F)
 where
@@ -424,18 +459,17 @@ async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_wri
 async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_write_body(
     w: &World,
 ) -> Result<()> {
-    let client = w.cp.client().await?;
     let spec = format!(
         "{}---\n{}",
         w.config_yaml(),
         w.derivative_yaml("mobile", 320, "")
     );
-    w.cp.apply(&spec)?;
-    let (mut op, op_port) = w.operator("op-a")?;
-    let (_dp, http, admin) = w.dataplane(0).await?;
-    publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
-    let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &w.ns);
-    wait_for("Ready", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+    let Serving {
+        mut op,
+        op_port,
+        dp: _dp,
+        ..
+    } = w.serving().await?;
 
     let snapshot = || async {
         let out = w.cp.kubectl(&["get", "vrc,vrd,configmaps,deployments,services,hpa,pdb,serviceaccounts,roles,rolebindings", "-n", &w.ns, "-o", "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}"]);
@@ -507,17 +541,13 @@ async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_ke
 async fn an_invalid_derivative_degrades_the_config_and_the_last_good_revision_keeps_serving_body(
     w: &World,
 ) -> Result<()> {
-    let client = w.cp.client().await?;
-    w.cp.apply(&format!(
-        "{}---\n{}",
-        w.config_yaml(),
-        w.derivative_yaml("mobile", 320, "")
-    ))?;
-    let (_op, _) = w.operator("op-a")?;
-    let (_dp, http, admin) = w.dataplane(0).await?;
-    publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
-    let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &w.ns);
-    wait_for("Ready", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+    let Serving {
+        op: _op,
+        dp: _dp,
+        http,
+        vrcs,
+        ..
+    } = w.serving().await?;
 
     // Valid for the schema, invalid for the data plane: a frame cannot be an mp4.
     w.cp.apply(&w.derivative_yaml("mobile", 320, "  mode: frame\n  format: mp4\n"))?;
@@ -701,17 +731,13 @@ async fn an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change
 async fn an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change_is_picked_up_body(
     w: &World,
 ) -> Result<()> {
-    let client = w.cp.client().await?;
-    w.cp.apply(&format!(
-        "{}---\n{}",
-        w.config_yaml(),
-        w.derivative_yaml("mobile", 320, "")
-    ))?;
-    let (mut op, _) = w.operator("op-a")?;
-    let (mut dp, http, admin) = w.dataplane(0).await?;
-    publish_endpoints(&client, &w.ns, "web-dataplane", &[(http, admin)]).await?;
-    let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &w.ns);
-    wait_for("Ready", Duration::from_secs(60), || ready_condition(&vrcs)).await?;
+    let Serving {
+        mut op,
+        mut dp,
+        http,
+        admin,
+        ..
+    } = w.serving().await?;
 
     // 30 s without an API server, with traffic on the data plane all along.
     let dir = w.cp.dir().to_path_buf();
