@@ -301,6 +301,33 @@ pub fn plan(
         generation,
         now,
     );
+    let was_ready = prev
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True");
+    if ready && !was_ready {
+        events.push(EventSpec {
+            warning: false,
+            reason: "Available",
+            note: format!(
+                "r{revision} is active and {} data-plane pod(s) are ready",
+                observed.ready_replicas
+            ),
+        });
+    } else if !ready && was_ready && !pointer_changes {
+        events.push(EventSpec {
+            warning: true,
+            reason: "Unavailable",
+            note: "no data-plane pod is ready".into(),
+        });
+    }
+    if matches!(prev.phase, Some(Phase::Degraded | Phase::Invalid)) {
+        events.push(EventSpec {
+            warning: false,
+            reason: "SpecValid",
+            note: "the spec is valid again".into(),
+        });
+    }
 
     let status = VideoResizerConfigStatus {
         observed_generation: generation,

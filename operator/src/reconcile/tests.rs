@@ -128,6 +128,8 @@ fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
     assert!(p2.new_revision.is_none());
     assert_eq!(condition(&p2.status, READY).status, "True");
     assert_eq!(p2.status.phase, Some(Phase::Ready));
+    let reasons: Vec<_> = p2.events.iter().map(|e| e.reason).collect();
+    assert_eq!(reasons, ["Available"]);
     // A GitOps tool re-applies the same spec minutes later: nothing changes, not even times.
     let o2 = after(&p2, o1.clone(), 2);
     let p3 = plan(
@@ -234,8 +236,22 @@ fn an_invalid_derivative_changes_nothing_and_says_why_once() {
     assert_eq!(p2.events.len(), 1);
     assert!(p2.events[0].warning);
     // The same problem on the next pass: no second event.
-    let p3 = plan(&with_status(cfg, &p2), &ds, &o1, &settings(), t(50));
+    let p3 = plan(&with_status(cfg.clone(), &p2), &ds, &o1, &settings(), t(50));
     assert!(p3.events.is_empty());
+    // Fixed: the config says so once and is Ready again.
+    let p4 = plan(
+        &with_status(cfg, &p3),
+        &derivatives(),
+        &o1,
+        &settings(),
+        t(60),
+    );
+    assert_eq!(condition(&p4.status, DEGRADED).status, "False");
+    assert!(
+        p4.events.iter().any(|e| e.reason == "SpecValid"),
+        "{:?}",
+        p4.events
+    );
 }
 
 #[test]
