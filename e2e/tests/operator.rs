@@ -162,6 +162,18 @@ spec:
             &[("KUBECONFIG", kubeconfig.display().to_string())],
             self.cp.dir().join(format!("dataplane-{index}.log")),
         )?;
+        // Like a kubelet, publish the endpoint only once the readiness probe passes.
+        wait_for(
+            "the data plane's /readyz",
+            Duration::from_secs(60),
+            || async {
+                let r = reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
+                    .await
+                    .ok()?;
+                (r.status() == 200).then_some(())
+            },
+        )
+        .await?;
         Ok((p, http, admin))
     }
 }
