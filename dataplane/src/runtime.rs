@@ -10,10 +10,10 @@ use crate::config::Document;
 use crate::origin::{OriginState, Origins};
 use crate::params::ParamsConfig;
 use crate::signing::Signer;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use vr_crds::dataplane::{DataPlaneConfig, FieldError};
+use vr_crds::dataplane::{DataPlaneConfig, FieldError, TransformErrorPolicy, TtlByStatus};
 use vr_crds::dataplane::{HttpAuth, Source};
 use vr_crds::ValidationErrors;
 
@@ -30,6 +30,17 @@ pub struct Runtime {
     pub tokens: Tokens,
     pub debug_networks: Vec<ipnet::IpNet>,
     pub video_extensions: HashSet<String>,
+    /// Per-origin settings the request path needs, resolved once (defaults applied).
+    pub origin_settings: HashMap<String, OriginSettings>,
+}
+
+/// What the request path needs from one origin rule, with the config's defaults applied.
+#[derive(Debug, Clone)]
+pub struct OriginSettings {
+    pub ttl: TtlByStatus,
+    /// The origin's own cache tags.
+    pub cache_tags: Vec<String>,
+    pub on_transform_error: TransformErrorPolicy,
 }
 
 impl Runtime {
@@ -102,6 +113,18 @@ impl Runtime {
             tokens,
             debug_networks,
             video_extensions: cfg.passthrough.video_extensions.iter().cloned().collect(),
+            origin_settings: cfg
+                .origins
+                .iter()
+                .map(|o| {
+                    let settings = OriginSettings {
+                        ttl: o.ttl.unwrap_or(cfg.cache.ttl),
+                        cache_tags: o.cache_tags.clone(),
+                        on_transform_error: o.on_transform_error,
+                    };
+                    (o.name.clone(), settings)
+                })
+                .collect(),
             digest: doc.digest,
             config: Arc::new(cfg),
         })

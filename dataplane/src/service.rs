@@ -637,10 +637,8 @@ impl Outcome {
     /// Applies the config's fallback policies.
     fn into_failure(self, rt: &Runtime, route: &Route) -> Failure {
         let origin_policy = rt
-            .config
-            .origins
-            .iter()
-            .find(|o| o.name == route.origin)
+            .origin_settings
+            .get(&route.origin)
             .map(|o| o.on_transform_error)
             .unwrap_or_default();
         match self {
@@ -745,11 +743,9 @@ fn status_class(s: StatusCode) -> &'static str {
 }
 
 fn origin_ttl(rt: &Runtime, route: &Route) -> vr_crds::dataplane::TtlByStatus {
-    rt.config
-        .origins
-        .iter()
-        .find(|o| o.name == route.origin)
-        .and_then(|o| o.ttl)
+    rt.origin_settings
+        .get(&route.origin)
+        .map(|o| o.ttl)
         .unwrap_or(rt.config.cache.ttl)
 }
 
@@ -777,7 +773,7 @@ fn cache_tags(
     if let Some(d) = &resolved.derivative {
         tags.push(format!("{p}derivative-{d}"));
     }
-    if let Some(o) = rt.config.origins.iter().find(|o| o.name == route.origin) {
+    if let Some(o) = rt.origin_settings.get(&route.origin) {
         tags.extend(o.cache_tags.iter().cloned());
     }
     tags
