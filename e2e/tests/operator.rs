@@ -508,6 +508,8 @@ async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_wri
         },
     )
     .await?;
+    // The reconcile above has finished (the counter moves at its end); a short window
+    // lets any follow-up pass it triggered write too, so "nothing changed" means something.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = snapshot().await;
     let strip_vrc = |s: &str| {
@@ -531,6 +533,8 @@ async fn identical_reapplies_and_operator_restarts_create_no_revision_and_no_wri
         || async { (metric(op2_port, "vr_operator_reconciles_total").await >= 1.0).then_some(()) },
     )
     .await?;
+    // The reconcile above has finished (the counter moves at its end); a short window
+    // lets any follow-up pass it triggered write too, so "nothing changed" means something.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         strip_vrc(&after),
