@@ -31,6 +31,27 @@ pub const FIELD_MANAGER: &str = "video-resizer-operator";
 /// Where the data plane finds mounted Secrets: `<SECRETS_DIR>/<secret>/<key>`.
 pub const SECRETS_DIR: &str = "/etc/video-resizer/secrets";
 
+/// Annotation on a VideoResizerConfig asking the operator to promote the running canary now,
+/// skipping the remaining steps and analysis. Consumed (removed) once acted on; any value.
+pub const ANNOTATION_PROMOTE: &str = "videoresizer.io/promote";
+/// Annotation asking the operator to abort the running canary: weight 0 at once, the revision
+/// is marked `Aborted` and not tried again until the spec changes or a retry is asked for.
+/// Consumed once acted on; any value.
+pub const ANNOTATION_ABORT: &str = "videoresizer.io/abort";
+/// Annotation holding the rollout at its current step while present with value `"true"`
+/// (analysis keeps running, so a failing canary is still rolled back). Removing it resumes.
+/// Not consumed: it is state, not a request.
+pub const ANNOTATION_PAUSED: &str = "videoresizer.io/paused";
+/// Annotation asking the operator to try again the revision of the current spec after it was
+/// rolled back or aborted. Consumed once acted on; any value.
+pub const ANNOTATION_RETRY: &str = "videoresizer.io/retry";
+/// Annotation asking the operator to make revision `N` (decimal, as in `r<N>`) stable at once,
+/// without analysis. The revision of the current spec is then held back (outcome `RolledBack`)
+/// until the spec changes or a retry is asked for. Consumed once acted on.
+pub const ANNOTATION_ROLLBACK_TO: &str = "videoresizer.io/rollback-to";
+/// Response header naming the revision (`r<N>`) that served a request.
+pub const HEADER_CONFIG_REVISION: &str = "x-config-revision";
+
 /// Name of revision `revision` of `config` with content hash `hash` (first 10 hex digits used).
 pub fn revision_configmap_name(config: &str, revision: u64, hash: &str) -> String {
     let short = &hash[..hash.len().min(10)];
