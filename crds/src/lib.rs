@@ -9,11 +9,13 @@
 //!   their CRDs.
 //! * [`render`] — the pure function from those resources to a validated, hashed data-plane
 //!   config document.
+//! * [`rollout`] — the canary rollout policy and the rollout state recorded in status.
 
 pub mod contract;
 pub mod dataplane;
 pub mod media;
 pub mod render;
 pub mod resources;
+pub mod rollout;
 
 pub use dataplane::{ConfigError, DataPlaneConfig, ValidationErrors};

@@ -18,6 +18,7 @@ use crate::dataplane::{
     self, CacheConfig, Debug as DebugViews, Limits, ParamPolicy, Passthrough, Resilience,
     Responsive, Scope, TransformErrorPolicy, TtlByStatus,
 };
+use crate::rollout::{RevisionRecord, RolloutSpec, RolloutStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -113,6 +114,10 @@ pub struct VideoResizerConfigSpec {
     /// The data-plane Deployment, autoscaler and disruption budget.
     #[serde(default)]
     pub workload: WorkloadSpec,
+    /// How a new revision reaches all traffic: canary steps, analysis and what to do when the
+    /// metrics cannot be read.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
 }
 
 /// What the data plane reads for an absent `responsive` block. `Responsive::default()` is not
@@ -520,6 +525,29 @@ pub struct VideoResizerConfigStatus {
     /// Human-readable detail of the current phase (e.g. the validation errors of the spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The rollout in progress (absent when one revision serves all traffic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
+    /// Content the operator will not roll out again until the spec changes (a new
+    /// `metadata.generation`) or a retry is asked for (annotation `videoresizer.io/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<HeldBack>,
+    /// Revisions and what happened to them, newest first (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub history: Vec<RevisionRecord>,
+}
+
+/// A revision held back after a rollback or an abort.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldBack {
+    /// Content hash that is held back.
+    pub hash: String,
+    /// Revision label (`r<N>`) of that content.
+    pub revision: String,
+    /// The spec generation it was held back at; any other generation lifts it.
+    pub generation: i64,
 }
 
 /// Summary of a config's rollout state.

@@ -110,13 +110,17 @@ fn cel_rules_sit_where_they_apply() {
         (".spec.workload", "podDisruptionBudget.minAvailable"),
         (".spec.responsive", "!has(b.maxWidth)"),
         ("derivative.spec.config", "self == oldSelf"),
+        (
+            ".spec.rollout.analysis.provider",
+            "self.type == 'prometheus'",
+        ),
     ] {
         assert!(
             at(path, needle),
             "no rule containing {needle:?} at {path}: {found:?}"
         );
     }
-    assert_eq!(found.len(), 7, "{found:?}");
+    assert_eq!(found.len(), 8, "{found:?}");
 }
 
 /// Lists under a CEL rule must be bounded, or the API server's cost estimate refuses the CRD.

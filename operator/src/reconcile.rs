@@ -163,8 +163,11 @@ pub fn plan(
                 active_config_map: prev.active_config_map.clone(),
                 last_revision,
                 ready_replicas: observed.ready_replicas,
-                canary_weight: 0,
+                canary_weight: prev.canary_weight,
                 message: Some(message),
+                rollout: prev.rollout.clone(),
+                held_back: prev.held_back.clone(),
+                history: prev.history.clone(),
             };
             return Plan {
                 new_revision: None,
@@ -343,6 +346,9 @@ pub fn plan(
         ready_replicas: observed.ready_replicas,
         canary_weight: 0,
         message: None,
+        rollout: None,
+        held_back: prev.held_back.clone(),
+        history: prev.history.clone(),
     };
 
     Plan {
