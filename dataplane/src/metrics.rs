@@ -23,11 +23,13 @@ pub struct RequestLabels {
     pub role: &'static str,
 }
 
-/// Labels of request latency.
+/// Labels of request latency. `cache` tells transformed requests (`MISS`) from the rest, so
+/// the canary analysis compares like with like (a new revision starts with a cold cache).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RevisionLabels {
     pub revision: String,
     pub role: &'static str,
+    pub cache: &'static str,
 }
 
 /// Labels of transforms.
@@ -191,7 +193,7 @@ impl Metrics {
         );
         registry.register(
             "request_duration_seconds",
-            "Request latency to the last byte of headers, by config revision",
+            "Request latency to the last byte of headers, by config revision, role and cache result",
             m.request_duration.clone(),
         );
         registry.register(

@@ -11,7 +11,7 @@
 //! part of the cache key so a changed source never serves a stale variant; single-flight sits
 //! *before* admission so followers never take a transform slot.
 
-use crate::app::{App, Done, Failure};
+use crate::app::{App, Done, Failure, Role};
 use crate::body::{self, Body};
 use crate::cache::{CacheKey, KeyParts, Meta, Payload, Stored};
 use crate::error::{self, Classify, Fault};
@@ -134,14 +134,19 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         cache: CacheStatus::Pass,
         warnings: None,
     };
-    let rt = app.runtime();
-    let revision = rt
-        .as_ref()
-        .map(|r| r.revision().to_owned())
-        .unwrap_or_else(|| "none".into());
-    let mut resp = match &rt {
+    let picked = app.live().map(|live| {
+        live.pick(crate::app::route_bucket(
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+        ))
+    });
+    let (revision, role) = match &picked {
+        Some((rt, role)) => (rt.revision().to_owned(), *role),
+        None => ("none".to_owned(), Role::Stable),
+    };
+    let mut resp = match &picked {
         None => error::response(&EdgeError::NotReady),
-        Some(rt) => match pipeline(app, rt, &req, peer, &mut ctx).await {
+        Some((rt, _)) => match pipeline(app, rt, &req, peer, &mut ctx).await {
             Ok(r) => r,
             Err(e) => error_response(rt, e.as_ref()),
         },
@@ -152,14 +157,15 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         status_class: status_class(status),
         cache: ctx.cache.as_str(),
         revision: revision.clone(),
-        role: "stable",
+        role: role.as_str(),
     };
     app.metrics.requests.get_or_create(&labels).inc();
     app.metrics
         .request_duration
         .get_or_create(&RevisionLabels {
             revision,
-            role: "stable",
+            role: role.as_str(),
+            cache: ctx.cache.as_str(),
         })
         .observe(ctx.timing.elapsed_secs());
     tracing::info!(
