@@ -11,3 +11,4 @@ pub mod controller;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod rollout;
