@@ -157,6 +157,8 @@ pub struct Metrics {
     pub config_loads: Family<LoadLabels, Counter>,
     pub config_active: Family<ActiveLabels, Gauge>,
     pub admin_requests: Family<AdminLabels, Counter>,
+    /// Canary answers that failed and were answered by the stable revision instead.
+    pub canary_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -184,6 +186,7 @@ impl Metrics {
             config_loads: Family::default(),
             config_active: Family::default(),
             admin_requests: Family::default(),
+            canary_fallbacks: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -275,6 +278,11 @@ impl Metrics {
             "admin_requests",
             "Admin API actions by outcome",
             m.admin_requests.clone(),
+        );
+        registry.register(
+            "canary_fallbacks",
+            "Canary answers that failed (4xx/5xx) and were answered by the stable revision instead",
+            m.canary_fallbacks.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -624,3 +624,32 @@ async fn a_canary_serves_its_share_says_so_in_a_header_and_is_counted_by_role() 
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_failing_canary_answer_is_counted_against_the_canary_and_served_by_stable() {
+    let h = harness(None, "").await;
+    let broken = config("r2", None, "").replace("path: '${file}'", "path: 'missing/${file}'");
+    h.install_canary(&config("r1", None, ""), &broken, 10_000);
+    let r = h.get("/videos/captions.vtt").await;
+    assert_eq!(r.status, StatusCode::OK, "the client gets stable's answer");
+    assert_eq!(r.header("x-config-revision"), Some("r1"));
+    assert_eq!(r.header("x-canary-fallback"), Some("r2"));
+    assert_eq!(
+        h.metric(
+            "vr_requests_total",
+            &[
+                ("revision", "r2"),
+                ("role", "canary"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0,
+        "the analysis sees the canary's failure"
+    );
+    assert_eq!(h.metric("vr_canary_fallbacks_total", &[]), 1.0);
+    // A good canary answers by itself.
+    h.install_canary(&config("r1", None, ""), &config("r3", None, ""), 10_000);
+    let r = h.get("/videos/captions.vtt").await;
+    assert_eq!(r.header("x-config-revision"), Some("r3"));
+    assert_eq!(r.header("x-canary-fallback"), None);
+}
