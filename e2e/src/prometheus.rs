@@ -127,7 +127,10 @@ impl Prometheus {
         if body["status"] != "success" {
             bail!("query {query}: {body}");
         }
-        let result = body["data"]["result"].as_array().cloned().unwrap_or_default();
+        let result = body["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         Ok(result
             .iter()
             .filter_map(|s| s["value"][1].as_str()?.parse().ok())

@@ -114,9 +114,13 @@ fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static s
             return Err("label name expected");
         }
         s = s[name_end..].trim_start();
-        s = s.strip_prefix('=').ok_or("'=' expected after a label name")?;
+        s = s
+            .strip_prefix('=')
+            .ok_or("'=' expected after a label name")?;
         s = s.trim_start();
-        s = s.strip_prefix('"').ok_or("'\"' expected to open a label value")?;
+        s = s
+            .strip_prefix('"')
+            .ok_or("'\"' expected to open a label value")?;
         let mut value = String::new();
         let mut chars = s.char_indices();
         let end = loop {
@@ -152,7 +156,12 @@ fn parse_value(s: &str) -> Option<f64> {
         "+Inf" | "Inf" | "+inf" | "inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
-        _ if s.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => s.parse().ok(),
+        _ if s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
+        {
+            s.parse().ok()
+        }
         _ => None,
     }
 }

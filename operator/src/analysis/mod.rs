@@ -93,8 +93,10 @@ pub enum ProviderError {
 /// A source of analysis windows. Object-safe, so a rollout can hold `&dyn Provider`.
 pub trait Provider: Send + Sync {
     /// Measures the canary and stable revisions of `query`.
-    fn sample<'a>(&'a self, query: &'a WindowQuery<'a>)
-        -> BoxFuture<'a, Result<Sample, ProviderError>>;
+    fn sample<'a>(
+        &'a self,
+        query: &'a WindowQuery<'a>,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>>;
 }
 
 /// The analysis result to record for a provider's answer: judged numbers, `Inconclusive` for
@@ -386,7 +388,10 @@ mod tests {
         assert_eq!(w.stable.requests, 200);
         let r = analyse(&spec, &second, Timestamp::UNIX_EPOCH);
         assert_eq!(r.verdict, Verdict::Fail);
-        assert_eq!(r.reasons[0], "canary 5xx 20% (10/50) > maxErrorRatePercent 5");
+        assert_eq!(
+            r.reasons[0],
+            "canary 5xx 20% (10/50) > maxErrorRatePercent 5"
+        );
 
         analyzer.scrape().forget("ns/video");
         let again = analyzer.sample(&spec, &q).await;
@@ -438,7 +443,11 @@ mod tests {
             panic!("window expected")
         };
         assert_eq!(w.canary.requests, 30);
-        assert!(w.notes.iter().any(|n| n.contains("unreadable")), "{:?}", w.notes);
+        assert!(
+            w.notes.iter().any(|n| n.contains("unreadable")),
+            "{:?}",
+            w.notes
+        );
     }
 
     #[test]

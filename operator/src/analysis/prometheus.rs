@@ -137,7 +137,10 @@ pub enum PrometheusError {
     },
     /// The answer is not the JSON of the query API.
     #[error("prometheus {field} query: unreadable answer: {problem}")]
-    Body { field: &'static str, problem: String },
+    Body {
+        field: &'static str,
+        problem: String,
+    },
     /// The answer is a matrix or string, not an instant vector or scalar.
     #[error("prometheus {field} query: result type {result_type} (an instant vector or scalar is needed)")]
     ResultType {
@@ -229,8 +232,8 @@ pub fn parse_answer(
             samples.iter().map(|s| value(&s.value.1)).collect()
         }
         "scalar" => {
-            let (_, v): (serde_json::Value, String) = serde_json::from_value(data.result)
-                .map_err(|e| PrometheusError::Body {
+            let (_, v): (serde_json::Value, String) =
+                serde_json::from_value(data.result).map_err(|e| PrometheusError::Body {
                     field,
                     problem: e.to_string(),
                 })?;
@@ -303,8 +306,15 @@ impl PrometheusProvider {
     }
 
     /// Runs one instant query; the values of its series.
-    pub async fn query(&self, field: &'static str, query: &str) -> Result<Vec<f64>, PrometheusError> {
-        let url = format!("{}/api/v1/query", self.spec.address.trim().trim_end_matches('/'));
+    pub async fn query(
+        &self,
+        field: &'static str,
+        query: &str,
+    ) -> Result<Vec<f64>, PrometheusError> {
+        let url = format!(
+            "{}/api/v1/query",
+            self.spec.address.trim().trim_end_matches('/')
+        );
         let http = |source| PrometheusError::Http { field, source };
         let resp = self
             .client
@@ -339,7 +349,12 @@ mod tests {
             r#"sum(increase(vr_requests_total{revision="r\"7\\",status_class="5xx"}[5s]))"#
         );
         assert_eq!(
-            render_query("x{namespace=\"${namespace}\"}", "r1", Duration::ZERO, "a\nb"),
+            render_query(
+                "x{namespace=\"${namespace}\"}",
+                "r1",
+                Duration::ZERO,
+                "a\nb"
+            ),
             "x{namespace=\"a\\nb\"}"
         );
     }

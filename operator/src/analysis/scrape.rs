@@ -141,7 +141,9 @@ impl RevisionCounters {
             client_errors: d(self.client_errors, previous.client_errors)?,
             transformed: d(self.transformed, previous.transformed)?,
             miss_latency: self.miss_latency.delta(&previous.miss_latency)?,
-            unlabelled_latency: self.unlabelled_latency.delta(&previous.unlabelled_latency)?,
+            unlabelled_latency: self
+                .unlabelled_latency
+                .delta(&previous.unlabelled_latency)?,
         })
     }
 
