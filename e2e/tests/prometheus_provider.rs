@@ -12,11 +12,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vr_crds::rollout::{
-    AnalysisProvider, AnalysisSpec, PrometheusProviderSpec, ProviderType, RevisionNumbers,
+    AnalysisProvider, AnalysisSpec, PrometheusProviderSpec, ProviderType, RevisionNumbers, Verdict,
 };
 use vr_e2e::prometheus::{Prometheus, SCRAPE_INTERVAL};
 use vr_operator::analysis::{analyse, query_window, Analyzer, ProviderError, Sample, WindowQuery};
@@ -37,6 +38,10 @@ struct LatencyLabels {
 }
 
 struct FakeDataPlane {
+    /// Transformed requests so far (spreads their latencies over the buckets).
+    misses: AtomicU64,
+    /// The canary's behaviour: one request in N is a 5xx (0: none), and a latency factor.
+    canary: Mutex<(u64, f64)>,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<LatencyLabels, Histogram, fn() -> Histogram>,
@@ -58,6 +63,8 @@ impl FakeDataPlane {
             latency.clone(),
         );
         FakeDataPlane {
+            misses: AtomicU64::new(0),
+            canary: Mutex::new((0, 1.0)),
             registry,
             requests,
             latency,
@@ -101,8 +108,8 @@ impl FakeDataPlane {
                 .inc();
             if cache == "MISS" {
                 // Latencies spread over several buckets: 20 ms … 2.5 s, times `slow`.
-                let base =
-                    [0.02, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.9, 1.5, 2.5][(n / 2 % 10) as usize];
+                let k = self.misses.fetch_add(1, Ordering::Relaxed) % 10;
+                let base = [0.02, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5, 0.9, 1.5, 2.5][k as usize];
                 self.latency
                     .get_or_create(&LatencyLabels {
                         revision: revision.to_owned(),
@@ -206,10 +213,10 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
     let dp = Arc::new(FakeDataPlane::new());
     // Seed every series so both readers see them from the first scrape.
     dp.serve("r1", "stable", 0, 0, 1.0);
-    dp.serve("r2", "canary", 0, 7, 4.0);
+    dp.serve("r2", "canary", 0, 0, 1.0);
     let addr = serve_metrics(dp.clone()).await?;
 
-    // Steady traffic: stable 500 req/s, canary 250 req/s with 1 in 7 a 5xx and 4× latency.
+    // Steady traffic: stable 500 req/s, canary 250 req/s, healthy until the test makes it bad.
     let feeder = {
         let dp = dp.clone();
         tokio::spawn(async move {
@@ -219,7 +226,8 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
                 every.tick().await;
                 dp.serve("r1", "stable", tick, 0, 1.0);
                 if tick % 2 == 0 {
-                    dp.serve("r2", "canary", tick, 7, 4.0);
+                    let (errors_every, slow) = *dp.canary.lock().unwrap_or_else(|e| e.into_inner());
+                    dp.serve("r2", "canary", tick, errors_every, slow);
                 }
                 tick += 1;
             }
@@ -261,7 +269,8 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
     let baseline = analyzer.sample(&scrape_spec, &query).await?;
     assert!(matches!(baseline, Sample::Baseline { .. }), "{baseline:?}");
 
-    for round in 0..2 {
+    // Round 0: a healthy canary passes; round 1: 1 in 7 requests a 5xx and 4× slower transforms.
+    for (round, expected) in [Verdict::Pass, Verdict::Fail].into_iter().enumerate() {
         tokio::time::sleep(interval).await;
         let scraped = analyzer.sample(&scrape_spec, &query).await;
         let queried = analyzer.sample(&prom_spec, &query).await;
@@ -281,8 +290,10 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
             "round {round}: scrape {:?} {:?}\nround {round}: prom   {:?} {:?}",
             vs.verdict, vs.reasons, vp.verdict, vp.reasons
         );
-        assert_eq!(vs.verdict, vp.verdict, "same verdict from both providers");
+        assert_eq!(vs.verdict, expected, "scrape verdict");
+        assert_eq!(vp.verdict, expected, "prometheus verdict");
         assert_eq!(vs.reasons.len(), vp.reasons.len(), "same rules broken");
+        *dp.canary.lock().unwrap_or_else(|e| e.into_inner()) = (7, 4.0);
     }
 
     // A revision that served nothing: zero counts and no p95 from both, not an error.
@@ -302,7 +313,7 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
         "{stopped:?}"
     );
     let r = analyse(&prom_spec, &stopped, k8s_openapi::jiff::Timestamp::now());
-    assert_eq!(r.verdict, vr_crds::rollout::Verdict::Error);
+    assert_eq!(r.verdict, Verdict::Error);
     eprintln!("stopped prometheus: {:?}", r.reasons);
     feeder.abort();
     Ok(())
