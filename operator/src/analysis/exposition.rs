@@ -97,9 +97,11 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
     })
 }
 
+type Labels = Vec<(String, String)>;
+
 /// Parses `name="value",...}` (the opening brace already consumed); returns the labels and the
 /// text after the closing brace.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static str> {
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), &'static str> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();
