@@ -121,7 +121,7 @@ impl QueryKind {
 #[derive(Debug, thiserror::Error)]
 pub enum PrometheusError {
     /// Unreachable, refused, timed out, or the body could not be read.
-    #[error("prometheus {field} query: {source}")]
+    #[error("prometheus {field} query: {}", super::scrape::error_chain(source))]
     Http {
         field: &'static str,
         #[source]
@@ -434,5 +434,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, PrometheusError::Http { .. }), "{err}");
+        assert!(err.to_string().contains("refused"), "{err}");
     }
 }

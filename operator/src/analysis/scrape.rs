@@ -311,7 +311,7 @@ pub fn window(
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
     /// Connection refused, reset, timed out, …
-    #[error("GET {url}: {source}")]
+    #[error("GET {url}: {}", error_chain(source))]
     Http {
         url: String,
         #[source]
@@ -330,6 +330,22 @@ pub enum ScrapeError {
         #[source]
         source: ParseError,
     },
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message omits the cause, e.g.
+/// "connection refused").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 /// Reads `http://<address>/metrics` of every address concurrently, each within `timeout`.
@@ -496,6 +512,67 @@ mod tests {
         let w = window(&prev, &cur);
         assert_eq!(w.restarted, 1);
         assert_eq!(w.total.numbers("r2").requests, 12);
+    }
+
+    fn pods(counts: &[(u64, u64, u64)]) -> BTreeMap<String, Snapshot> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, (ok, e5, b))| {
+                let buckets = [(0.1, *b), (1.0, b + ok / 2), (f64::INFINITY, b + ok)];
+                (
+                    format!("pod{i}"),
+                    snap(&page("r2", *ok, *e5, 0, 0, &buckets)),
+                )
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn consecutive_windows_add_up_to_the_whole_span(
+            start in proptest::collection::vec((0u64..1000, 0u64..100, 0u64..100), 1..4),
+            steps in proptest::collection::vec((0u64..1000, 0u64..100, 0u64..100), 8),
+        ) {
+            let s0 = pods(&start);
+            let grow = |base: &[(u64, u64, u64)], k: usize| -> Vec<(u64, u64, u64)> {
+                base.iter()
+                    .enumerate()
+                    .map(|(i, (a, b, c))| {
+                        let (x, y, z) = steps[(i + k) % steps.len()];
+                        (a + x, b + y, c + z)
+                    })
+                    .collect()
+            };
+            let mid = grow(&start, 0);
+            let end = grow(&mid, 3);
+            let (s1, s2) = (pods(&mid), pods(&end));
+            let a = window(&s0, &s1).total.numbers("r2");
+            let b = window(&s1, &s2).total.numbers("r2");
+            let whole = window(&s0, &s2).total.numbers("r2");
+            proptest::prop_assert_eq!(a.requests + b.requests, whole.requests);
+            proptest::prop_assert_eq!(a.server_errors + b.server_errors, whole.server_errors);
+            proptest::prop_assert_eq!(a.transformed + b.transformed, whole.transformed);
+        }
+
+        #[test]
+        fn p95_lies_within_the_finite_bucket_bounds(
+            counts in proptest::collection::vec(0u64..1000, 1..12),
+            inf_extra in 0u64..100,
+        ) {
+            let mut b = Buckets::default();
+            let mut cum = 0;
+            for (i, c) in counts.iter().enumerate() {
+                cum += c;
+                b.add(0.001 * 2f64.powi(i as i32), cum as f64);
+            }
+            b.add(f64::INFINITY, (cum + inf_extra) as f64);
+            let top = 0.001 * 2f64.powi(counts.len() as i32 - 1);
+            match b.quantile(0.95) {
+                None => proptest::prop_assert_eq!(cum + inf_extra, 0),
+                Some(p) => proptest::prop_assert!((0.0..=top).contains(&p), "{} not in [0, {}]", p, top),
+            }
+        }
     }
 
     #[tokio::test]
