@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod load;
+pub mod prometheus;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
