@@ -22,6 +22,7 @@
 //! * **Requests** (annotations, consumed once acted on): promote, abort, retry, rollback-to-N
 //!   (skips analysis); `paused: "true"` holds the step while present.
 
+use crate::analysis::{Decision, Tally};
 use crate::reconcile::{EventSpec, ObservedRevision};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::BTreeMap;
@@ -487,26 +488,13 @@ pub fn step(input: Input<'_>) -> Output {
     // The window that just ended.
     let mut provider_paused = ro.consecutive_errors >= spec.analysis.consecutive_error_limit;
     if let Some(w) = window {
-        let mut tally = Tally {
-            failed_windows: ro.failed_windows,
-            inconclusive_windows: ro.inconclusive_windows,
-            consecutive_errors: ro.consecutive_errors,
-            passed_windows: ro.passed_windows,
-        };
+        let mut tally = Tally::from_status(&ro);
         let decision = tally.observe(&spec.analysis, w.verdict);
-        ro.failed_windows = tally.failed_windows;
-        ro.inconclusive_windows = tally.inconclusive_windows;
-        ro.consecutive_errors = tally.consecutive_errors;
-        ro.passed_windows = tally.passed_windows;
+        tally.write_to(&mut ro);
         ro.last_analysis = Some(w.clone());
         match decision {
-            Decision::Fail => {
-                let reason = format!(
-                    "analysis failed {} window(s) (failureLimit {}): {}",
-                    ro.failed_windows,
-                    spec.analysis.failure_limit,
-                    w.reasons.join("; ")
-                );
+            Decision::Fail { reason } => {
+                let reason = format!("{reason}: {}", w.reasons.join("; "));
                 return fail(
                     out,
                     &stable,
@@ -518,11 +506,10 @@ pub fn step(input: Input<'_>) -> Output {
                     now,
                 );
             }
-            Decision::ProviderError => match spec.on_provider_error {
+            Decision::ProviderError { reason } => match spec.on_provider_error {
                 ProviderErrorPolicy::Rollback => {
                     let reason = format!(
-                        "metrics unreadable {} times in a row (onProviderError: Rollback): {}",
-                        ro.consecutive_errors,
+                        "{reason} (onProviderError: Rollback): {}",
                         w.reasons.join("; ")
                     );
                     return fail(
@@ -582,7 +569,9 @@ pub fn step(input: Input<'_>) -> Output {
             ro.step += 1;
             ro.weight = spec.steps[step_idx + 1].weight;
             ro.step_started_at = rfc3339(now);
-            ro.passed_windows = 0;
+            let mut tally = Tally::from_status(&ro);
+            tally.next_step();
+            tally.write_to(&mut ro);
             out.events.push(event(
                 false,
                 "StepAdvanced",
@@ -820,56 +809,6 @@ fn bake(
     out.wake_after = Some(next_wake(spec, &ro, now));
     out.rollout = Some(ro);
     out
-}
-
-/// What the tally of analysis windows says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    Continue,
-    Fail,
-    ProviderError,
-}
-
-/// The window counters of a rollout (kept in `status.rollout`).
-struct Tally {
-    failed_windows: u32,
-    inconclusive_windows: u32,
-    consecutive_errors: u32,
-    passed_windows: u32,
-}
-
-impl Tally {
-    fn observe(&mut self, spec: &vr_crds::rollout::AnalysisSpec, v: Verdict) -> Decision {
-        if v != Verdict::Error {
-            self.consecutive_errors = 0;
-        }
-        match v {
-            Verdict::Pass => {
-                self.passed_windows += 1;
-                Decision::Continue
-            }
-            Verdict::Inconclusive => {
-                self.inconclusive_windows += 1;
-                Decision::Continue
-            }
-            Verdict::Fail => {
-                self.failed_windows += 1;
-                if self.failed_windows > spec.failure_limit {
-                    Decision::Fail
-                } else {
-                    Decision::Continue
-                }
-            }
-            Verdict::Error => {
-                self.consecutive_errors += 1;
-                if self.consecutive_errors >= spec.consecutive_error_limit {
-                    Decision::ProviderError
-                } else {
-                    Decision::Continue
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
