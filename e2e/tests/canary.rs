@@ -820,20 +820,18 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
         let generation = config(&run.vrcs).await?.metadata.generation;
         // Retry by annotation: r3 runs again (same revision, no spec change).
         annotate(&run.vrcs, contract::ANNOTATION_RETRY, "1").await?;
+        // The operator acts, then removes the request annotation.
         let c = wait_rollout(&run.vrcs, "r3 retried", Duration::from_secs(30), |c| {
             rollout_of(c).is_some_and(|r| r.revision == "r3")
+                && c.metadata
+                    .annotations
+                    .as_ref()
+                    .is_none_or(|a| !a.contains_key(contract::ANNOTATION_RETRY))
         })
         .await?;
         anyhow::ensure!(
             c.metadata.generation == generation,
             "the spec did not change"
-        );
-        anyhow::ensure!(
-            c.metadata
-                .annotations
-                .as_ref()
-                .is_none_or(|a| !a.contains_key(contract::ANNOTATION_RETRY)),
-            "the request annotation is consumed"
         );
         println!(
             "RETRY r3 running again at {}%",
