@@ -775,10 +775,29 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
             before.step + 1,
             before.weight
         );
-        let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(120), |c| {
-            outcome(c, "r2") == Some(Outcome::Stable)
-        })
-        .await?;
+        // Until promotion, the rollout never goes back a step, keeps its start time and its
+        // failure counters (nothing is lost or restarted by the handover).
+        let killed = Instant::now();
+        let mut steps_seen = Vec::new();
+        let c = loop {
+            let c = config(&run.vrcs).await?;
+            if outcome(&c, "r2") == Some(Outcome::Stable) {
+                break c;
+            }
+            if let Some(r) = rollout_of(&c) {
+                anyhow::ensure!(r.step >= before.step, "went back to step {}", r.step + 1);
+                anyhow::ensure!(r.started_at == before.started_at, "the rollout restarted");
+                anyhow::ensure!(r.failed_windows == before.failed_windows);
+                if steps_seen.last() != Some(&r.step) {
+                    steps_seen.push(r.step);
+                }
+            }
+            anyhow::ensure!(
+                killed.elapsed() < Duration::from_secs(120),
+                "no promotion within 120 s of the kill"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let st = c.status.as_ref().context("status")?;
         anyhow::ensure!(st.last_revision == last_revision, "no extra revision");
         anyhow::ensure!(
@@ -787,10 +806,13 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
         );
         let hits = load.stop().await;
         anyhow::ensure!(load::failed(&hits, true).is_empty());
-        // The follower resumed at step 2 rather than starting over: r2 was never at 10 % again
-        // after the kill (its started-at time is unchanged).
         let started = before.started_at.clone();
-        println!("LEADER resumed: promoted, rollout started at {started}");
+        println!(
+            "LEADER resumed: steps after the kill {:?}, promoted {:.1}s after the kill",
+            steps_seen.iter().map(|s| s + 1).collect::<Vec<_>>(),
+            killed.elapsed().as_secs_f64()
+        );
+        println!("LEADER rollout started at {started} (unchanged through the handover)");
         drop(run);
         Ok(())
     })
