@@ -8,7 +8,7 @@
 
 use crate::analysis::{self, Analyzer, WindowQuery};
 use crate::children;
-use crate::metrics::{Metrics, ReconcileLabels};
+use crate::metrics::{ConfigLabels, Metrics, ReconcileLabels, VerdictLabels};
 use crate::reconcile::{self, Observed, ObservedRevision, Settings};
 use crate::rollout;
 use futures_util::StreamExt;
@@ -391,7 +391,27 @@ async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<A
     } = observe(client, &ns, &name).await?;
     let now = Timestamp::now();
     observed.window = analysis_window(ctx, cfg, &ns, &key, &metrics_addresses, now).await;
+    if let Some(w) = &observed.window {
+        let verdict = match w.verdict {
+            vr_crds::rollout::Verdict::Pass => "pass",
+            vr_crds::rollout::Verdict::Fail => "fail",
+            vr_crds::rollout::Verdict::Inconclusive => "inconclusive",
+            vr_crds::rollout::Verdict::Error => "error",
+        };
+        ctx.metrics
+            .analysis_windows
+            .get_or_create(&VerdictLabels { verdict })
+            .inc();
+    }
     let plan = reconcile::plan(cfg, &derivatives, &observed, &ctx.settings, now);
+    let labels = ConfigLabels {
+        namespace: ns.clone(),
+        config: name.clone(),
+    };
+    ctx.metrics
+        .canary_weight
+        .get_or_create(&labels)
+        .set(i64::from(plan.status.canary_weight));
 
     if let Some(cm) = &plan.new_revision {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -468,6 +488,11 @@ async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<A
     }
     let reference = object_reference(cfg);
     for ev in &plan.events {
+        match ev.reason {
+            "RolledBack" | "Aborted" => ctx.metrics.rollbacks.get_or_create(&labels).inc(),
+            "Promoted" => ctx.metrics.promotions.get_or_create(&labels).inc(),
+            _ => 0,
+        };
         let event = Event {
             type_: if ev.warning {
                 EventType::Warning

@@ -14,6 +14,20 @@ pub struct ReconcileLabels {
     pub outcome: String,
 }
 
+/// Labels of per-config rollout metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConfigLabels {
+    pub namespace: String,
+    pub config: String,
+}
+
+/// Labels of analysis windows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// `pass`, `fail`, `inconclusive`, `error`.
+    pub verdict: &'static str,
+}
+
 /// Every metric of the operator.
 pub struct Metrics {
     pub registry: Registry,
@@ -21,6 +35,14 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     pub revisions_created: Counter,
     pub leader: Gauge,
+    /// Canaries taken out of traffic (failed analysis, health, provider errors, abort).
+    pub rollbacks: Family<ConfigLabels, Counter>,
+    /// Promotions of a canary to stable.
+    pub promotions: Family<ConfigLabels, Counter>,
+    /// Percentage of traffic on the canary now.
+    pub canary_weight: Family<ConfigLabels, Gauge>,
+    /// Analysis windows by verdict.
+    pub analysis_windows: Family<VerdictLabels, Counter>,
 }
 
 impl Metrics {
@@ -46,12 +68,40 @@ impl Metrics {
             "1 while this replica holds the lease",
             leader.clone(),
         );
+        let rollbacks = Family::<ConfigLabels, Counter>::default();
+        let promotions = Family::<ConfigLabels, Counter>::default();
+        let canary_weight = Family::<ConfigLabels, Gauge>::default();
+        let analysis_windows = Family::<VerdictLabels, Counter>::default();
+        registry.register(
+            "rollbacks",
+            "Canary revisions taken out of traffic (failed analysis or health, provider errors with onProviderError Rollback, abort, rollback-to)",
+            rollbacks.clone(),
+        );
+        registry.register(
+            "promotions",
+            "Canary revisions promoted to stable",
+            promotions.clone(),
+        );
+        registry.register(
+            "canary_weight_percent",
+            "Percentage of traffic on the canary revision now",
+            canary_weight.clone(),
+        );
+        registry.register(
+            "analysis_windows",
+            "Canary analysis windows by verdict",
+            analysis_windows.clone(),
+        );
         Metrics {
             registry,
             reconciles,
             reconcile_duration,
             revisions_created,
             leader,
+            rollbacks,
+            promotions,
+            canary_weight,
+            analysis_windows,
         }
     }
 
