@@ -24,10 +24,7 @@ pub struct Cluster {
 /// Connects with the kubeconfig (`KUBECONFIG` or `~/.kube/config`, context `context` or the
 /// current one), or in-cluster when there is no kubeconfig. The namespace is `namespace`, else
 /// the context's, else `default`.
-pub async fn connect(
-    context: Option<&str>,
-    namespace: Option<&str>,
-) -> Result<Cluster, CliError> {
+pub async fn connect(context: Option<&str>, namespace: Option<&str>) -> Result<Cluster, CliError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_owned),
         ..KubeConfigOptions::default()

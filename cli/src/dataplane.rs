@@ -136,7 +136,12 @@ pub struct Purged {
 }
 
 /// Purges `tag` on every admin address with bearer `token`.
-pub async fn purge(admin_urls: &[String], token: &str, tag: &str, timeout: Duration) -> Vec<Purged> {
+pub async fn purge(
+    admin_urls: &[String],
+    token: &str,
+    tag: &str,
+    timeout: Duration,
+) -> Vec<Purged> {
     let http = reqwest::Client::builder()
         .timeout(timeout)
         .build()

@@ -131,7 +131,12 @@ enum Command {
         #[arg(long)]
         tag: String,
         /// Admin base URL of a data-plane pod (repeat for each pod).
-        #[arg(long = "admin-url", env = "VR_ADMIN_URL", value_delimiter = ',', required = true)]
+        #[arg(
+            long = "admin-url",
+            env = "VR_ADMIN_URL",
+            value_delimiter = ',',
+            required = true
+        )]
         admin_urls: Vec<String>,
         /// File holding an admin token with scope `purge` (or set VR_ADMIN_TOKEN).
         #[arg(long, value_name = "FILE")]
@@ -152,7 +157,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         paths_file: Option<String>,
         /// Derivative to warm (repeat, or comma-separated).
-        #[arg(short = 'd', long = "derivative", value_delimiter = ',', required = true)]
+        #[arg(
+            short = 'd',
+            long = "derivative",
+            value_delimiter = ',',
+            required = true
+        )]
         derivatives: Vec<String>,
         /// Requests in flight at once.
         #[arg(long, default_value_t = 2)]
@@ -252,7 +262,10 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
                     .trim()
                     .to_owned(),
                 None => std::env::var("VR_ADMIN_TOKEN").map_err(|_| {
-                    CliError::new(exit::USAGE, "no admin token: give --token-file or set VR_ADMIN_TOKEN")
+                    CliError::new(
+                        exit::USAGE,
+                        "no admin token: give --token-file or set VR_ADMIN_TOKEN",
+                    )
                 })?,
             };
             let results =
@@ -453,8 +466,14 @@ async fn prewarm(
     .await;
     bar.finish();
     let failed: Vec<_> = results.iter().filter(|w| !w.ok()).collect();
-    let transformed = results.iter().filter(|w| w.ok() && w.cache == "MISS").count();
-    let cached = results.iter().filter(|w| w.ok() && w.cache != "MISS").count();
+    let transformed = results
+        .iter()
+        .filter(|w| w.ok() && w.cache == "MISS")
+        .count();
+    let cached = results
+        .iter()
+        .filter(|w| w.ok() && w.cache != "MISS")
+        .count();
     let bytes: u64 = results.iter().map(|w| w.bytes).sum();
     let summary = format!(
         "prewarmed {}/{total} variant(s) in {:.1} s: {transformed} transformed, {cached} already cached, {} failed, {bytes} bytes",
@@ -476,7 +495,11 @@ async fn prewarm(
         }
         s
     });
-    Ok(if failed.is_empty() { exit::OK } else { exit::FAILED })
+    Ok(if failed.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILED
+    })
 }
 
 fn status_value(cfg: &VideoResizerConfig) -> Value {
