@@ -495,9 +495,20 @@ async fn install_cycle(cp: &ControlPlane) -> Result<()> {
         );
     }
     ensure!(
-        helm_ok(cp, &["list", "-a", "-q", "-n", RELEASE_NS])?
-            .trim()
-            .is_empty(),
+        helm_ok(
+            cp,
+            &[
+                "list",
+                "--deployed",
+                "--failed",
+                "--pending",
+                "-q",
+                "-n",
+                RELEASE_NS
+            ]
+        )?
+        .trim()
+        .is_empty(),
         "a failed install left a release"
     );
 
@@ -751,9 +762,9 @@ async fn health_and_validation(
 
     let dir = tempfile::tempdir()?;
     for (name, obj, want) in [
-        ("progressing", waiting, "Progressing"),
-        ("ready", ready, "Healthy"),
-        ("degraded", &degraded, "Degraded"),
+        ("progressing-waiting-for-pods", waiting, "Progressing"),
+        ("healthy-ready", ready, "Healthy"),
+        ("degraded-invalid-spec", &degraded, "Degraded"),
     ] {
         let (status, message) = argocd_health(obj, dir.path())?;
         ensure!(
@@ -768,7 +779,8 @@ async fn health_and_validation(
             )?;
         }
     }
-    // Fixtures captured from earlier real runs (gitops/argocd/testdata/<expected>-*.json).
+    // Objects captured from earlier real runs (gitops/argocd/testdata/<expected>-*.json, written
+    // by this test with VR_CAPTURE_FIXTURES=DIR), e.g. a rolled-back canary from the canary suite.
     for entry in std::fs::read_dir(repo().join("gitops/argocd/testdata"))? {
         let path = entry?.path();
         if path.extension().is_none_or(|x| x != "json") {
