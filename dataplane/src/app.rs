@@ -53,9 +53,73 @@ pub struct Settings {
     pub audit_log: Option<PathBuf>,
 }
 
+/// Which revision a request was routed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Stable,
+    Canary,
+}
+
+impl Role {
+    /// The `role` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Stable => "stable",
+            Role::Canary => "canary",
+        }
+    }
+}
+
+/// The revisions serving now: the stable one, and during a rollout the canary and its share.
+#[derive(Clone)]
+pub struct Live {
+    pub stable: Arc<Runtime>,
+    /// The canary revision and its share of traffic in basis points (1–10000).
+    pub canary: Option<(Arc<Runtime>, u32)>,
+}
+
+impl Live {
+    /// The revision that serves a request whose variant identity hashes to `bucket`
+    /// (0–9999, see [`route_bucket`]): the canary when `bucket < weight`.
+    ///
+    /// Guarantee: for a fixed weight the same bucket always gets the same revision, and raising
+    /// the weight only moves requests from stable to canary, never back.
+    pub fn pick(&self, bucket: u32) -> (Arc<Runtime>, Role) {
+        match &self.canary {
+            Some((rt, weight)) if bucket < *weight => (rt.clone(), Role::Canary),
+            _ => (self.stable.clone(), Role::Stable),
+        }
+    }
+}
+
+/// The routing bucket (0–9999) of a request: a stable hash of its variant identity, the path
+/// and its query parameters in sorted order (so `?a=1&b=2` and `?b=2&a=1` land together).
+/// Signature parameters are left out: re-signing a URL does not move it.
+pub fn route_bucket(path: &str, query: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let k = p.split('=').next().unwrap_or("");
+            k != crate::signing::SIG_PARAM && k != crate::signing::EXP_PARAM
+        })
+        .collect();
+    pairs.sort_unstable();
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    for p in pairs {
+        h.update([0u8]);
+        h.update(p.as_bytes());
+    }
+    let d = h.finalize();
+    let n = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+    (n % 10_000) as u32
+}
+
 /// The data plane.
 pub struct App {
-    live: ArcSwapOption<Runtime>,
+    live: ArcSwapOption<Live>,
     pub metrics: Arc<Metrics>,
     pub cache: Cache,
     pub flights: Flights<CacheKey, Arc<Done>, Failure>,
@@ -193,40 +257,92 @@ impl App {
         }))
     }
 
-    /// The live revision, if one is loaded.
+    /// The stable revision, if one is loaded (admin views, purge, readiness).
     pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.live.load().as_ref().map(|l| l.stable.clone())
+    }
+
+    /// The revisions serving now.
+    pub fn live(&self) -> Option<Arc<Live>> {
         self.live.load_full()
     }
 
-    /// Swaps in a new revision. Requests in flight finish on the one they started with.
+    /// Swaps in a new stable revision and ends any canary. Requests in flight finish on the one
+    /// they started with.
     pub fn install(&self, rt: Runtime) {
-        let new_rev = rt.revision().to_owned();
-        if let Some(old) = self.live.load_full() {
-            if old.revision() != new_rev {
+        self.install_live(Live {
+            stable: Arc::new(rt),
+            canary: None,
+        });
+    }
+
+    /// Swaps in a stable revision and optionally a canary with its weight in basis points
+    /// (a weight of 0 keeps the canary loaded but sends it nothing). Requests in flight finish
+    /// on the revision they started with.
+    pub fn install_live(&self, live: Live) {
+        let old = self.live.load_full();
+        let mut before: Vec<(String, &'static str)> = Vec::new();
+        if let Some(o) = &old {
+            before.push((o.stable.revision().to_owned(), "stable"));
+            if let Some((c, _)) = &o.canary {
+                before.push((c.revision().to_owned(), "canary"));
+            }
+        }
+        let mut after: Vec<(String, &'static str)> =
+            vec![(live.stable.revision().to_owned(), "stable")];
+        if let Some((c, _)) = &live.canary {
+            after.push((c.revision().to_owned(), "canary"));
+        }
+        for (revision, role) in &before {
+            if !after.contains(&(revision.clone(), role)) {
                 self.metrics
                     .config_active
                     .get_or_create(&ActiveLabels {
-                        revision: old.revision().to_owned(),
-                        role: "stable",
+                        revision: revision.clone(),
+                        role,
                     })
                     .set(0);
             }
         }
-        self.metrics
-            .config_active
-            .get_or_create(&ActiveLabels {
-                revision: new_rev.clone(),
-                role: "stable",
-            })
-            .set(1);
-        self.metrics
-            .config_loads
-            .get_or_create(&LoadLabels {
-                outcome: LoadOutcome::Ok,
-            })
-            .inc();
-        tracing::info!(revision = %new_rev, digest = %rt.digest, "config revision active");
-        self.live.store(Some(Arc::new(rt)));
+        for (revision, role) in &after {
+            self.metrics
+                .config_active
+                .get_or_create(&ActiveLabels {
+                    revision: revision.clone(),
+                    role,
+                })
+                .set(1);
+        }
+        let changed_stable = old
+            .as_ref()
+            .is_none_or(|o| !Arc::ptr_eq(&o.stable, &live.stable));
+        let changed_canary = match (old.as_ref().and_then(|o| o.canary.as_ref()), &live.canary) {
+            (Some((a, _)), Some((b, _))) => !Arc::ptr_eq(a, b),
+            (None, None) => false,
+            _ => true,
+        };
+        if changed_stable || changed_canary {
+            self.metrics
+                .config_loads
+                .get_or_create(&LoadLabels {
+                    outcome: LoadOutcome::Ok,
+                })
+                .inc();
+        }
+        match &live.canary {
+            Some((c, w)) => tracing::info!(
+                stable = %live.stable.revision(),
+                canary = %c.revision(),
+                weight_bp = w,
+                "config revisions active"
+            ),
+            None => tracing::info!(
+                revision = %live.stable.revision(),
+                digest = %live.stable.digest,
+                "config revision active"
+            ),
+        }
+        self.live.store(Some(Arc::new(live)));
     }
 
     /// Counts a refused config.
@@ -264,6 +380,31 @@ fn remove_stale_spools(dir: &std::path::Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_buckets_ignore_parameter_order_and_signatures() {
+        let a = route_bucket("/v/a.mp4", "width=640&height=360");
+        assert_eq!(a, route_bucket("/v/a.mp4", "height=360&width=640"));
+        assert_eq!(
+            a,
+            route_bucket("/v/a.mp4", "height=360&sig=abc&width=640&exp=9")
+        );
+        assert!(a < 10_000);
+        assert_ne!(
+            route_bucket("/v/a.mp4", "width=640"),
+            route_bucket("/v/a.mp4", "width=641")
+        );
+    }
+
+    #[test]
+    fn route_buckets_spread_evenly_enough_for_a_weight_to_mean_a_share() {
+        let n = 20_000;
+        let under = (0..n)
+            .filter(|i| route_bucket(&format!("/v/{i}.mp4"), "derivative=mobile") < 1_000)
+            .count();
+        let share = under as f64 / n as f64;
+        assert!((0.09..0.11).contains(&share), "share {share}");
+    }
 
     #[test]
     fn default_sizing_is_the_config_models_defaults() {

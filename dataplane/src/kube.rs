@@ -8,7 +8,7 @@
 //! wait). [`run`] is the thin async layer around a kube-runtime watcher. Nothing here is on the
 //! request path: requests read the live revision through [`App::runtime`], which never blocks.
 
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::config::{self, Document};
 use crate::error::{Classify, Fault};
 use crate::runtime::Runtime;
@@ -51,7 +51,7 @@ pub struct Canary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub stable: Revision,
-    /// Present while the pointer names a canary. Only `stable` is loaded for now.
+    /// Present while the pointer names a canary.
     pub canary: Option<Canary>,
 }
 
@@ -262,16 +262,23 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// Follows one config's ConfigMaps and keeps the app on the revision the pointer names.
-#[derive(Debug)]
+/// The revisions (ConfigMap, digest) and canary weight last acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    stable: (String, String),
+    canary: Option<(String, String, u32)>,
+}
+
+/// Follows one config's ConfigMaps and keeps the app on the revisions the pointer names.
 pub struct Follower {
     config: String,
     store: Store,
     /// Objects of a relist in progress; they replace `store` at `InitDone`.
     relist: Option<Store>,
-    /// (ConfigMap, digest) of the last stable revision installed or refused, so the same
-    /// content is not compiled twice.
-    last_target: Option<(String, String)>,
+    /// What was last installed or refused, so the same content is not compiled twice.
+    last_target: Option<Target>,
+    /// Compiled runtimes of the revisions serving now, by ConfigMap name, with their digest.
+    compiled: BTreeMap<String, (String, Arc<Runtime>)>,
     /// The last problem or wait reported, so each is reported once.
     last_report: Option<String>,
     pub link: Link,
@@ -284,6 +291,7 @@ impl Follower {
             store: Store::new(),
             relist: None,
             last_target: None,
+            compiled: BTreeMap::new(),
             last_report: None,
             link: Link::Connecting,
         }
@@ -358,31 +366,88 @@ impl Follower {
             }
             Ok(Some(d)) => {
                 self.last_report = None;
-                let target = (d.stable.configmap.clone(), d.stable.digest.clone());
+                let canary_target = d.canary.as_ref().and_then(|c| {
+                    c.revision
+                        .as_ref()
+                        .map(|r| (r.configmap.clone(), r.digest.clone(), c.weight_bp))
+                });
+                let target = Target {
+                    stable: (d.stable.configmap.clone(), d.stable.digest.clone()),
+                    canary: canary_target,
+                };
                 if self.last_target.as_ref() == Some(&target) {
                     return Outcome::Unchanged;
                 }
                 self.last_target = Some(target);
-                let compiled = document(&d.stable)
-                    .map_err(|e| e.to_string())
-                    .and_then(|doc| {
-                        Runtime::compile(doc, app.origin_state.clone()).map_err(|errs| {
-                            format!("ConfigMap {} is invalid:\n{errs}", d.stable.configmap)
-                        })
-                    });
-                match compiled {
-                    Ok(rt) => {
-                        app.install(rt);
-                        tracing::info!(configmap = %d.stable.configmap, "revision ConfigMap loaded");
-                        Outcome::Installed(d.stable.configmap)
-                    }
+                let stable = match self.compile(app, &d.stable) {
+                    Ok(rt) => rt,
                     Err(reason) => {
                         app.refused(&reason);
-                        Outcome::Refused(reason)
+                        return Outcome::Refused(reason);
+                    }
+                };
+                // A canary that does not load never hides a good stable revision: the stable
+                // one serves everything and the refusal is counted and logged.
+                let mut refused_canary = None;
+                let canary = match &d.canary {
+                    Some(Canary {
+                        revision: Some(rev),
+                        weight_bp,
+                        ..
+                    }) => match self.compile(app, rev) {
+                        Ok(rt) => Some((rt, *weight_bp)),
+                        Err(reason) => {
+                            refused_canary = Some(reason);
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                if let Some(reason) = &refused_canary {
+                    app.refused(reason);
+                }
+                let canary_name = d.canary.as_ref().map(|c| c.configmap.clone());
+                self.compiled.retain(|name, _| {
+                    *name == d.stable.configmap
+                        || (canary.is_some() && canary_name.as_ref() == Some(name))
+                });
+                app.install_live(Live {
+                    stable,
+                    canary: canary.clone(),
+                });
+                match (canary, refused_canary) {
+                    (_, Some(reason)) => Outcome::Refused(reason),
+                    (Some((_, w)), None) => {
+                        tracing::info!(stable = %d.stable.configmap, canary = ?canary_name, weight_bp = w, "revision ConfigMaps loaded");
+                        Outcome::Installed(d.stable.configmap)
+                    }
+                    (None, None) => {
+                        tracing::info!(configmap = %d.stable.configmap, "revision ConfigMap loaded");
+                        Outcome::Installed(d.stable.configmap)
                     }
                 }
             }
         }
+    }
+
+    /// The compiled runtime of `rev`, reusing the one compiled earlier for the same content (a
+    /// weight change or a promotion recompiles nothing).
+    fn compile(&mut self, app: &App, rev: &Revision) -> Result<Arc<Runtime>, String> {
+        if let Some((digest, rt)) = self.compiled.get(&rev.configmap) {
+            if *digest == rev.digest {
+                return Ok(rt.clone());
+            }
+        }
+        let rt = document(rev)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| {
+                Runtime::compile(doc, app.origin_state.clone())
+                    .map_err(|errs| format!("ConfigMap {} is invalid:\n{errs}", rev.configmap))
+            })
+            .map(Arc::new)?;
+        self.compiled
+            .insert(rev.configmap.clone(), (rev.digest.clone(), rt.clone()));
+        Ok(rt)
     }
 
     fn report_wait(&mut self, msg: String) -> Outcome {

@@ -23,11 +23,13 @@ pub struct RequestLabels {
     pub role: &'static str,
 }
 
-/// Labels of request latency.
+/// Labels of request latency. `cache` tells transformed requests (`MISS`) from the rest, so
+/// the canary analysis compares like with like (a new revision starts with a cold cache).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RevisionLabels {
     pub revision: String,
     pub role: &'static str,
+    pub cache: &'static str,
 }
 
 /// Labels of transforms.
@@ -155,6 +157,8 @@ pub struct Metrics {
     pub config_loads: Family<LoadLabels, Counter>,
     pub config_active: Family<ActiveLabels, Gauge>,
     pub admin_requests: Family<AdminLabels, Counter>,
+    /// Canary answers that failed and were answered by the stable revision instead.
+    pub canary_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -182,6 +186,7 @@ impl Metrics {
             config_loads: Family::default(),
             config_active: Family::default(),
             admin_requests: Family::default(),
+            canary_fallbacks: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -191,7 +196,7 @@ impl Metrics {
         );
         registry.register(
             "request_duration_seconds",
-            "Request latency to the last byte of headers, by config revision",
+            "Request latency to the last byte of headers, by config revision, role and cache result",
             m.request_duration.clone(),
         );
         registry.register(
@@ -273,6 +278,11 @@ impl Metrics {
             "admin_requests",
             "Admin API actions by outcome",
             m.admin_requests.clone(),
+        );
+        registry.register(
+            "canary_fallbacks",
+            "Canary answers that failed (4xx/5xx) and were answered by the stable revision instead",
+            m.canary_fallbacks.clone(),
         );
         Metrics { registry, ..m }
     }

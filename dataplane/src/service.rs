@@ -11,7 +11,7 @@
 //! part of the cache key so a changed source never serves a stale variant; single-flight sits
 //! *before* admission so followers never take a transform slot.
 
-use crate::app::{App, Done, Failure};
+use crate::app::{App, Done, Failure, Role};
 use crate::body::{self, Body};
 use crate::cache::{CacheKey, KeyParts, Meta, Payload, Stored};
 use crate::error::{self, Classify, Fault};
@@ -134,34 +134,43 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         cache: CacheStatus::Pass,
         warnings: None,
     };
-    let rt = app.runtime();
-    let revision = rt
-        .as_ref()
-        .map(|r| r.revision().to_owned())
-        .unwrap_or_else(|| "none".into());
-    let mut resp = match &rt {
-        None => error::response(&EdgeError::NotReady),
-        Some(rt) => match pipeline(app, rt, &req, peer, &mut ctx).await {
-            Ok(r) => r,
-            Err(e) => error_response(rt, e.as_ref()),
-        },
+    let live = app.live();
+    let picked = live.as_ref().map(|live| {
+        live.pick(crate::app::route_bucket(
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+        ))
+    });
+    let (mut resp, served_by) = match (&live, picked) {
+        (Some(live), Some((rt, role))) => {
+            let resp = run(app, &rt, &req, peer, &mut ctx).await;
+            if role == Role::Canary && canary_failed(resp.status()) {
+                // The canary's failure is counted against it (the analysis sees it), and the
+                // client gets the stable revision's answer instead.
+                record(app, &ctx, rt.revision(), Role::Canary, resp.status());
+                app.metrics.canary_fallbacks.inc();
+                ctx.cache = CacheStatus::Pass;
+                ctx.warnings = None;
+                let stable = live.stable.clone();
+                let mut resp = run(app, &stable, &req, peer, &mut ctx).await;
+                if let Ok(v) = HeaderValue::from_str(rt.revision()) {
+                    resp.headers_mut()
+                        .insert(HeaderName::from_static("x-canary-fallback"), v);
+                }
+                (resp, Some((stable, Role::Stable)))
+            } else {
+                (resp, Some((rt, role)))
+            }
+        }
+        _ => (error::response(&EdgeError::NotReady), None),
+    };
+    let (revision, role) = match &served_by {
+        Some((rt, role)) => (rt.revision().to_owned(), *role),
+        None => ("none".to_owned(), Role::Stable),
     };
     finish_headers(&mut resp, &ctx, &revision);
     let status = resp.status();
-    let labels = RequestLabels {
-        status_class: status_class(status),
-        cache: ctx.cache.as_str(),
-        revision: revision.clone(),
-        role: "stable",
-    };
-    app.metrics.requests.get_or_create(&labels).inc();
-    app.metrics
-        .request_duration
-        .get_or_create(&RevisionLabels {
-            revision,
-            role: "stable",
-        })
-        .observe(ctx.timing.elapsed_secs());
+    record(app, &ctx, &revision, role, status);
     tracing::info!(
         request_id = %ctx.request_id,
         trace_id = %ctx.trace.trace_id,
@@ -173,6 +182,50 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         "request"
     );
     resp
+}
+
+/// Runs the pipeline on one revision and turns its error into a response.
+async fn run(
+    app: &Arc<App>,
+    rt: &Arc<Runtime>,
+    req: &Request<()>,
+    peer: SocketAddr,
+    ctx: &mut Ctx,
+) -> Response<Body> {
+    match pipeline(app, rt, req, peer, ctx).await {
+        Ok(r) => r,
+        Err(e) => error_response(rt, e.as_ref()),
+    }
+}
+
+/// Whether a canary's answer is a failure the stable revision should answer instead: any
+/// error except those that retrying cannot change (an unsatisfiable range, load shedding).
+fn canary_failed(status: StatusCode) -> bool {
+    (status.is_client_error() || status.is_server_error())
+        && status != StatusCode::RANGE_NOT_SATISFIABLE
+        && status != StatusCode::SERVICE_UNAVAILABLE
+        && status != StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Counts one answer of `revision` in the request metrics.
+fn record(app: &App, ctx: &Ctx, revision: &str, role: Role, status: StatusCode) {
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            status_class: status_class(status),
+            cache: ctx.cache.as_str(),
+            revision: revision.to_owned(),
+            role: role.as_str(),
+        })
+        .inc();
+    app.metrics
+        .request_duration
+        .get_or_create(&RevisionLabels {
+            revision: revision.to_owned(),
+            role: role.as_str(),
+            cache: ctx.cache.as_str(),
+        })
+        .observe(ctx.timing.elapsed_secs());
 }
 
 type StageError = Box<dyn Classify + Send + Sync>;

@@ -586,3 +586,70 @@ async fn the_example_standalone_config_parses_and_compiles() {
         .is_some());
     assert!(rt.origins.route("/videos/demo.mp4").is_some());
 }
+
+#[tokio::test]
+async fn a_canary_serves_its_share_says_so_in_a_header_and_is_counted_by_role() {
+    let h = harness(None, "").await;
+    h.install_canary(&config("r1", None, ""), &config("r2", None, ""), 3000);
+    let mut seen = std::collections::HashMap::<String, Vec<String>>::new();
+    for i in 0..200 {
+        // Each query string is its own variant identity (the captions file is passed through).
+        let uri = format!("/videos/captions.vtt?i={i}");
+        let r = h.get(&uri).await;
+        let rev = r.header("x-config-revision").unwrap_or("none").to_owned();
+        seen.entry(uri).or_default().push(rev);
+    }
+    let canary = seen.values().filter(|v| v[0] == "r2").count();
+    assert!((35..85).contains(&canary), "{canary} of 200 on the canary");
+    // The same URL lands on the same revision again.
+    for (uri, revs) in seen.iter().take(30) {
+        let again = h.get(uri).await;
+        assert_eq!(again.header("x-config-revision"), Some(revs[0].as_str()));
+    }
+    let by_role = |role: &str| h.metric("vr_requests_total", &[("role", role)]);
+    assert_eq!(by_role("canary") + by_role("stable"), 230.0);
+    assert!(by_role("canary") >= 35.0);
+    assert_eq!(
+        h.metric(
+            "vr_requests_total",
+            &[("role", "canary"), ("revision", "r2")]
+        ),
+        by_role("canary")
+    );
+    assert_eq!(
+        h.metric(
+            "vr_config_active",
+            &[("revision", "r2"), ("role", "canary")]
+        ),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn a_failing_canary_answer_is_counted_against_the_canary_and_served_by_stable() {
+    let h = harness(None, "").await;
+    let broken = config("r2", None, "").replace("path: '${file}'", "path: 'missing/${file}'");
+    h.install_canary(&config("r1", None, ""), &broken, 10_000);
+    let r = h.get("/videos/captions.vtt").await;
+    assert_eq!(r.status, StatusCode::OK, "the client gets stable's answer");
+    assert_eq!(r.header("x-config-revision"), Some("r1"));
+    assert_eq!(r.header("x-canary-fallback"), Some("r2"));
+    assert_eq!(
+        h.metric(
+            "vr_requests_total",
+            &[
+                ("revision", "r2"),
+                ("role", "canary"),
+                ("status_class", "4xx")
+            ]
+        ),
+        1.0,
+        "the analysis sees the canary's failure"
+    );
+    assert_eq!(h.metric("vr_canary_fallbacks_total", &[]), 1.0);
+    // A good canary answers by itself.
+    h.install_canary(&config("r1", None, ""), &config("r3", None, ""), 10_000);
+    let r = h.get("/videos/captions.vtt").await;
+    assert_eq!(r.header("x-config-revision"), Some("r3"));
+    assert_eq!(r.header("x-canary-fallback"), None);
+}

@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod load;
+pub mod prometheus;
+
 /// The repository root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -392,14 +395,50 @@ where
 /// ready endpoints of `service` in `ns`, the way the EndpointSlice controller would for ready
 /// pods (no kubelet runs here). One slice per process, because each listens on its own ports;
 /// slices of processes no longer listed are deleted.
+///
+/// The API refuses loopback IPs (and single-label names) in endpoints, so these processes are
+/// published as FQDN endpoints under the reserved `.invalid` domain: enough for the operator to
+/// count ready pods, not to reach them. Suites that need the operator to reach the pods run in
+/// their own network namespace and use [`publish_pod_endpoints`].
 pub async fn publish_endpoints(
     client: &Client,
     ns: &str,
     service: &str,
     ports: &[(u16, u16)],
 ) -> Result<()> {
+    let endpoints: Vec<(String, u16, u16)> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (http, admin))| (format!("dataplane-{i}.vr-e2e.invalid"), *http, *admin))
+        .collect();
+    publish(client, ns, service, "FQDN", &endpoints).await
+}
+
+/// Like [`publish_endpoints`], for processes listening on routable pod addresses (`ip`, http
+/// port, admin port), published as IPv4 endpoints the operator can scrape. Used inside the
+/// network namespace `e2e/netns.sh` creates, where `10.244.0.0/24` is local.
+pub async fn publish_pod_endpoints(
+    client: &Client,
+    ns: &str,
+    service: &str,
+    pods: &[(std::net::Ipv4Addr, u16, u16)],
+) -> Result<()> {
+    let endpoints: Vec<(String, u16, u16)> = pods
+        .iter()
+        .map(|(ip, http, admin)| (ip.to_string(), *http, *admin))
+        .collect();
+    publish(client, ns, service, "IPv4", &endpoints).await
+}
+
+async fn publish(
+    client: &Client,
+    ns: &str,
+    service: &str,
+    address_type: &str,
+    endpoints: &[(String, u16, u16)],
+) -> Result<()> {
     let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
-    for (i, (http, admin)) in ports.iter().enumerate() {
+    for (i, (address, http, admin)) in endpoints.iter().enumerate() {
         let name = format!("{service}-e2e-{i}");
         let slice = EndpointSlice {
             metadata: ObjectMeta {
@@ -417,13 +456,9 @@ pub async fn publish_endpoints(
                 ])),
                 ..ObjectMeta::default()
             },
-            // The API refuses loopback IPs (and single-label names) in endpoints, so the
-            // processes are published as FQDN endpoints under the reserved `.invalid` domain:
-            // enough for the operator to count ready pods. Reaching them by address (canary
-            // analysis) needs addresses the API accepts; see docs/ARCHITECTURE.md.
-            address_type: "FQDN".into(),
+            address_type: address_type.into(),
             endpoints: vec![Endpoint {
-                addresses: vec![format!("dataplane-{i}.vr-e2e.invalid")],
+                addresses: vec![address.clone()],
                 conditions: Some(EndpointConditions {
                     ready: Some(true),
                     serving: Some(true),
@@ -457,7 +492,7 @@ pub async fn publish_endpoints(
         )
         .await?;
     }
-    for i in ports.len()..ports.len() + 8 {
+    for i in endpoints.len()..endpoints.len() + 8 {
         let _ = api
             .delete(&format!("{service}-e2e-{i}"), &Default::default())
             .await;

@@ -73,6 +73,10 @@ spec:
             path: '${{name}}.mp4'
   debug:
     allowedNetworks: [127.0.0.0/8]
+  # This suite measures propagation: each revision takes all traffic at once (the canary
+  # suite covers stepped rollouts).
+  rollout:
+    steps: []
   workload:
     image: video-resizer/dataplane:e2e
     minReplicas: 1

@@ -6,11 +6,13 @@
 //! Children carry owner references, so deleting a config lets Kubernetes' garbage collector
 //! remove them; the operator needs no finalizer.
 
+use crate::analysis::{self, Analyzer, WindowQuery};
 use crate::children;
+use crate::rollout;
 use crate::metrics::{Metrics, ReconcileLabels};
 use crate::reconcile::{self, Observed, ObservedRevision, Settings};
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::api::{
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vr_crds::contract::{self, Pointer};
 use vr_crds::resources::{Derivative, VideoResizerConfig};
+use vr_crds::rollout::{AnalysisSpec, RolloutState};
 
 /// What can go wrong while acting (reported, retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Canary analysis: scrape baselines survive between reconciles.
+    pub analyzer: Analyzer,
 }
 
 impl Context {
@@ -77,6 +82,7 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
         instance: String,
+        analyzer: Analyzer,
     ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
@@ -90,6 +96,7 @@ impl Context {
             settings,
             metrics,
             recorder,
+            analyzer,
         }
     }
 }
@@ -146,12 +153,16 @@ where
     }
 }
 
+/// What exists for a config, and where its data-plane pods' metrics are.
+struct Seen {
+    observed: Observed,
+    derivatives: Vec<Derivative>,
+    /// `host:port` of the admin (metrics) port of every ready data-plane endpoint.
+    metrics_addresses: Vec<String>,
+}
+
 /// Reads what exists for `cfg`.
-async fn observe(
-    client: &Client,
-    ns: &str,
-    name: &str,
-) -> Result<(Observed, Vec<Derivative>), Error> {
+async fn observe(client: &Client, ns: &str, name: &str) -> Result<Seen, Error> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     let selector = format!("{}={name}", contract::LABEL_CONFIG);
     let list = cms
@@ -200,12 +211,56 @@ async fn observe(
             what: "EndpointSlices",
             source,
         })?;
+    let is_ready = |e: &&k8s_openapi::api::discovery::v1::Endpoint| {
+        e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+    };
     observed.ready_replicas = sl
         .items
         .iter()
         .flat_map(|s| s.endpoints.iter())
-        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+        .filter(is_ready)
         .count() as i32;
+    let mut metrics_addresses = Vec::new();
+    for slice in &sl.items {
+        let Some(port) = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("admin"))
+            .and_then(|p| p.port)
+        else {
+            continue;
+        };
+        for e in slice.endpoints.iter().filter(is_ready) {
+            for a in &e.addresses {
+                metrics_addresses.push(if slice.address_type == "IPv6" {
+                    format!("[{a}]:{port}")
+                } else {
+                    format!("{a}:{port}")
+                });
+            }
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = children::selector_labels(name)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pl = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| Error::Observe {
+            what: "Pods",
+            source,
+        })?;
+    observed.restarts = pl
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .map(|c| c.restart_count)
+        .sum();
     let derivs: Api<Derivative> = Api::namespaced(client.clone(), ns);
     let ds = derivs
         .list(&ListParams::default())
@@ -214,13 +269,82 @@ async fn observe(
             what: "Derivatives",
             source,
         })?;
-    let mine = ds
+    let derivatives = ds
         .items
         .into_iter()
         .filter(|d| d.spec.config == name)
         .collect();
-    Ok((observed, mine))
+    Ok(Seen {
+        observed,
+        derivatives,
+        metrics_addresses,
+    })
 }
+
+/// The analysis policy of a bake: only the absolute limits (the previous revision no longer
+/// takes traffic, so there is nothing to compare with).
+fn absolute_only(spec: &AnalysisSpec) -> AnalysisSpec {
+    AnalysisSpec {
+        max_error_rate_increase_percent: 100,
+        max_client_error_rate_increase_percent: 100,
+        max_p95_ratio_percent: 100_000,
+        ..spec.clone()
+    }
+}
+
+/// Measures the analysis window of a running rollout if one has ended.
+async fn analysis_window(
+    ctx: &Context,
+    cfg: &VideoResizerConfig,
+    ns: &str,
+    key: &str,
+    addresses: &[String],
+    now: Timestamp,
+) -> Option<vr_crds::rollout::AnalysisResult> {
+    let ro = cfg.status.as_ref()?.rollout.as_ref()?;
+    let policy = &cfg.spec.rollout;
+    if !rollout::window_due(policy, ro, now) {
+        return None;
+    }
+    let baking = ro.state == RolloutState::Baking;
+    let spec = if baking {
+        absolute_only(&policy.analysis)
+    } else {
+        policy.analysis.clone()
+    };
+    let interval = Duration::from_secs(spec.interval_seconds.max(1).into());
+    let query = WindowQuery {
+        key,
+        namespace: ns,
+        canary: &ro.revision,
+        // During a bake the previous revision takes no traffic; its (empty) numbers are not
+        // compared (absolute limits only).
+        stable: &ro.previous_revision,
+        window: analysis::query_window(interval, PROMETHEUS_SCRAPE_INTERVAL),
+        addresses,
+    };
+    let sampled = ctx.analyzer.sample(&spec, &query).await;
+    if let Ok(analysis::Sample::Window(w)) = &sampled {
+        for note in &w.notes {
+            tracing::info!(config = %key, %note, "analysis");
+        }
+    }
+    let result = analysis::analyse(&spec, &sampled, now);
+    tracing::info!(
+        config = %key,
+        canary = %ro.revision,
+        verdict = ?result.verdict,
+        canary_requests = result.canary.requests,
+        stable_requests = result.stable.requests,
+        reasons = %result.reasons.join("; "),
+        "analysis window"
+    );
+    Some(result)
+}
+
+/// The scrape interval assumed for Prometheus range queries (`increase` needs two samples in
+/// the window).
+const PROMETHEUS_SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One reconcile of one config. Guarantees: writes only children it owns and the status
 /// subresource (never the spec); identical inputs produce no change in the cluster.
@@ -241,18 +365,33 @@ pub async fn reconcile(cfg: Arc<VideoResizerConfig>, ctx: Arc<Context>) -> Resul
     result
 }
 
-async fn reconcile_inner(cfg: &VideoResizerConfig, ctx: &Context) -> Result<Action, Error> {
-    let ns = cfg.namespace().ok_or(Error::NoNamespace)?;
-    let name = cfg.name_any();
+async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<Action, Error> {
+    let ns = cached.namespace().ok_or(Error::NoNamespace)?;
+    let name = cached.name_any();
     let client = &ctx.client;
-    let (observed, derivatives) = observe(client, &ns, &name).await?;
-    let plan = reconcile::plan(
-        cfg,
-        &derivatives,
-        &observed,
-        &ctx.settings,
-        Timestamp::now(),
-    );
+    // The rollout state lives in status: read it fresh, not from a cache that may lag behind
+    // our own last write.
+    let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &ns);
+    let cfg = match vrcs.get_opt(&name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(Action::await_change()),
+        Err(source) => {
+            return Err(Error::Observe {
+                what: "VideoResizerConfig",
+                source,
+            })
+        }
+    };
+    let cfg = &cfg;
+    let key = format!("{ns}/{name}");
+    let Seen {
+        mut observed,
+        derivatives,
+        metrics_addresses,
+    } = observe(client, &ns, &name).await?;
+    let now = Timestamp::now();
+    observed.window = analysis_window(ctx, cfg, &ns, &key, &metrics_addresses, now).await;
+    let plan = reconcile::plan(cfg, &derivatives, &observed, &ctx.settings, now);
 
     if let Some(cm) = &plan.new_revision {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -283,6 +422,26 @@ async fn reconcile_inner(cfg: &VideoResizerConfig, ctx: &Context) -> Result<Acti
     if let Some(p) = &plan.pointer {
         apply::<ConfigMap>(client, &ns, p).await?;
     }
+    if plan.baseline {
+        // Window 1 starts now: record where every pod's counters stand.
+        ctx.analyzer.scrape().forget(&key);
+        let ro = plan.status.rollout.as_ref();
+        let query = WindowQuery {
+            key: &key,
+            namespace: &ns,
+            canary: ro.map_or("", |r| r.revision.as_str()),
+            stable: ro.map_or("", |r| r.previous_revision.as_str()),
+            window: Duration::from_secs(1),
+            addresses: &metrics_addresses,
+        };
+        if let Err(e) = ctx.analyzer.scrape().sample_window(&query).await {
+            tracing::warn!(config = %key, error = %e, "cannot record the analysis baseline");
+        }
+    } else if plan.status.rollout.is_none()
+        && cfg.status.as_ref().is_some_and(|s| s.rollout.is_some())
+    {
+        ctx.analyzer.scrape().forget(&key);
+    }
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     for old in &plan.prune {
         match cms.delete(old, &DeleteParams::default()).await {
@@ -297,7 +456,7 @@ async fn reconcile_inner(cfg: &VideoResizerConfig, ctx: &Context) -> Result<Acti
         }
     }
     if cfg.status.as_ref() != Some(&plan.status) {
-        let api: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &ns);
+        let api = vrcs.clone();
         let body = serde_json::json!({
             "apiVersion": format!("{}/{}", contract::GROUP, vr_crds::resources::VERSION),
             "kind": "VideoResizerConfig",
@@ -329,8 +488,26 @@ async fn reconcile_inner(cfg: &VideoResizerConfig, ctx: &Context) -> Result<Acti
             tracing::info!(config = %name, namespace = %ns, reason = ev.reason, note = %ev.note, "event");
         }
     }
-    // Watches bring changes at once; the periodic pass only refreshes what no watch reports.
-    Ok(Action::requeue(Duration::from_secs(300)))
+    if !plan.consume.is_empty() {
+        // The request annotations acted on are removed (a JSON merge patch of metadata only).
+        let annotations: serde_json::Map<String, serde_json::Value> = plan
+            .consume
+            .iter()
+            .map(|k| ((*k).to_string(), serde_json::Value::Null))
+            .collect();
+        let body = serde_json::json!({ "metadata": { "annotations": annotations } });
+        if let Err(e) = vrcs
+            .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+            .await
+        {
+            tracing::warn!(config = %key, error = %e, "cannot remove the request annotations acted on");
+        }
+    }
+    // Watches bring changes at once; a running rollout wakes at its next window or step end;
+    // otherwise the periodic pass only refreshes what no watch reports.
+    Ok(Action::requeue(
+        plan.wake_after.unwrap_or(Duration::from_secs(300)),
+    ))
 }
 
 fn object_reference(cfg: &VideoResizerConfig) -> ObjectReference {

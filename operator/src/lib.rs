@@ -6,8 +6,10 @@
 //! the derivatives and the observed children to the desired children, orphans, status and
 //! events; `controller` performs it with server-side apply under one field manager.
 
+pub mod analysis;
 pub mod children;
 pub mod controller;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+pub mod rollout;

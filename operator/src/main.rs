@@ -111,6 +111,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         },
         metrics.clone(),
         identity.clone(),
+        vr_operator::analysis::Analyzer::new(std::time::Duration::from_secs(2))?,
     ));
     if !flags.leader_election {
         ready.store(true, Ordering::Relaxed);

@@ -15,6 +15,7 @@
 //!   same spec produces byte-identical status (no write, no self-triggered reconcile).
 
 use crate::children::{self, WorkloadParams};
+use crate::rollout::{self, Rev};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use vr_crds::contract::{self, Pointer};
 use vr_crds::render::{self, Rendered};
 use vr_crds::resources::{Derivative, Phase, VideoResizerConfig, VideoResizerConfigStatus};
+use vr_crds::rollout::{AnalysisResult, RolloutState};
 
 /// A revision ConfigMap as observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,12 +34,16 @@ pub struct ObservedRevision {
 }
 
 /// What exists in the cluster for one config.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub revisions: Vec<ObservedRevision>,
     pub pointer: Option<Pointer>,
     /// Ready data-plane endpoints (from the Service's EndpointSlices).
     pub ready_replicas: i32,
+    /// Container restarts of the data-plane pods, summed.
+    pub restarts: i32,
+    /// The canary analysis window that ended now, if one did.
+    pub window: Option<AnalysisResult>,
 }
 
 /// Operator-wide settings.
@@ -68,12 +74,20 @@ pub struct Plan {
     pub prune: Vec<String>,
     pub status: VideoResizerConfigStatus,
     pub events: Vec<EventSpec>,
+    /// Request annotations acted on, to remove from the config.
+    pub consume: Vec<&'static str>,
+    /// When to reconcile again because a rollout is running (next window or step end).
+    pub wake_after: Option<std::time::Duration>,
+    /// A rollout or bake began: take a metrics baseline now.
+    pub baseline: bool,
 }
 
 /// Condition types (kstatus).
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// Condition type set after a rollback or an abort, cleared by the next promotion.
+pub const ROLLED_BACK: &str = "RolledBack";
 
 /// The owner reference children carry (controller, blocks owner deletion).
 pub fn owner_reference(cfg: &VideoResizerConfig) -> OwnerReference {
@@ -176,6 +190,9 @@ pub fn plan(
                 prune: Vec::new(),
                 status,
                 events,
+                consume: Vec::new(),
+                wake_after: None,
+                baseline: false,
             };
         }
     };
@@ -201,29 +218,59 @@ pub fn plan(
         };
     let last_revision = last_revision.max(revision);
 
-    let pointer = Pointer {
-        stable: cm_name.clone(),
-        canary: None,
-        canary_weight_bp: 0,
+    let target = Rev {
+        number: revision,
+        configmap: cm_name.clone(),
+        hash: rendered.hash.clone(),
     };
+    let stable = observed
+        .pointer
+        .as_ref()
+        .and_then(|p| Rev::find(&observed.revisions, &p.stable));
+    let empty = BTreeMap::new();
+    let ro = rollout::step(rollout::Input {
+        spec: &cfg.spec.rollout,
+        annotations: cfg.metadata.annotations.as_ref().unwrap_or(&empty),
+        generation: generation.unwrap_or(0),
+        prev: &prev,
+        target: target.clone(),
+        stable,
+        revisions: &observed.revisions,
+        ready_replicas: observed.ready_replicas,
+        restarts: observed.restarts,
+        window: observed.window.clone(),
+        now,
+    });
+    events.extend(ro.events.iter().cloned());
+    let pointer = ro.pointer.clone();
     let pointer_changes = observed.pointer.as_ref() != Some(&pointer);
-    if pointer_changes {
+    let serving = Rev::find(&observed.revisions, &pointer.stable)
+        .map(|r| r.number)
+        .unwrap_or(revision);
+    if pointer_changes && observed.pointer.is_none() {
         events.push(EventSpec {
             warning: false,
             reason: "RevisionActivated",
-            note: format!("r{revision} ({cm_name}) now serves all traffic"),
+            note: format!("r{serving} ({}) now serves all traffic", pointer.stable),
         });
     }
 
-    // History: keep the newest N, and always the active one.
+    // History: keep the newest N, and always the ones in use (stable, canary, rollback target).
     let limit = cfg.spec.revision_history_limit.max(1) as usize;
     let mut all: Vec<&ObservedRevision> = observed.revisions.iter().collect();
     all.sort_by_key(|r| std::cmp::Reverse(r.revision));
+    let mut in_use: Vec<&str> = vec![pointer.stable.as_str(), cm_name.as_str()];
+    if let Some(c) = &pointer.canary {
+        in_use.push(c.as_str());
+    }
+    if let Some(r) = &ro.rollout {
+        in_use.push(r.previous_config_map.as_str());
+    }
     let keep: BTreeSet<&str> = all
         .iter()
         .take(limit.saturating_sub(usize::from(new_revision.is_some())))
         .map(|r| r.name.as_str())
-        .chain([cm_name.as_str()])
+        .chain(in_use.iter().copied())
         .collect();
     let prune: Vec<String> = all
         .iter()
@@ -231,10 +278,49 @@ pub fn plan(
         .map(|r| r.name.clone())
         .collect();
 
-    let ready = observed.ready_replicas >= 1 && !pointer_changes;
+    let active_label = format!("r{serving}");
+    let canary = ro
+        .rollout
+        .as_ref()
+        .filter(|r| r.state != RolloutState::Baking);
+    let ready = observed.ready_replicas >= 1 && !pointer_changes && canary.is_none();
     let mut conditions = prev.conditions.clone();
-    let active_label = format!("r{revision}");
-    if ready {
+    if let Some(r) = canary {
+        let what = format!(
+            "canary {} at {}% of traffic (step {}/{}{}), {active_label} serves the rest",
+            r.revision,
+            r.weight,
+            r.step + 1,
+            cfg.spec.rollout.steps.len(),
+            if r.state == RolloutState::Paused {
+                ", paused"
+            } else {
+                ""
+            }
+        );
+        set_condition(
+            &mut conditions,
+            READY,
+            false,
+            "RolloutInProgress",
+            &what,
+            generation,
+            now,
+        );
+        set_condition(
+            &mut conditions,
+            PROGRESSING,
+            true,
+            if r.state == RolloutState::Paused {
+                "RolloutPaused"
+            } else {
+                "Canary"
+            },
+            &what,
+            generation,
+            now,
+        );
+    } else if observed.ready_replicas >= 1 && !(pointer_changes && ro.rollout.is_none()) {
         set_condition(
             &mut conditions,
             READY,
@@ -247,15 +333,29 @@ pub fn plan(
             generation,
             now,
         );
-        set_condition(
-            &mut conditions,
-            PROGRESSING,
-            false,
-            "Reconciled",
-            &format!("{active_label} is fully rolled out"),
-            generation,
-            now,
-        );
+        match &ro.rollout {
+            Some(r) => set_condition(
+                &mut conditions,
+                PROGRESSING,
+                true,
+                "Baking",
+                &format!(
+                    "{} promoted; watched for {}s after promotion",
+                    r.revision, cfg.spec.rollout.bake_seconds
+                ),
+                generation,
+                now,
+            ),
+            None => set_condition(
+                &mut conditions,
+                PROGRESSING,
+                false,
+                "Reconciled",
+                &format!("{active_label} is fully rolled out"),
+                generation,
+                now,
+            ),
+        }
     } else if pointer_changes {
         set_condition(
             &mut conditions,
@@ -295,17 +395,64 @@ pub fn plan(
             now,
         );
     }
-    set_condition(
-        &mut conditions,
-        DEGRADED,
-        false,
-        "Reconciled",
-        "the spec is valid",
-        generation,
-        now,
-    );
+    match &ro.held_back {
+        Some(h) => {
+            let why = ro
+                .history
+                .iter()
+                .find(|r| r.revision == h.revision)
+                .and_then(|r| r.reason.clone())
+                .unwrap_or_else(|| "rolled back".into());
+            set_condition(
+                &mut conditions,
+                DEGRADED,
+                true,
+                "RolledBack",
+                &format!(
+                    "{} is held back until the spec changes or a retry is asked ({}): {why}",
+                    h.revision,
+                    contract::ANNOTATION_RETRY
+                ),
+                generation,
+                now,
+            );
+        }
+        None => set_condition(
+            &mut conditions,
+            DEGRADED,
+            false,
+            "Reconciled",
+            "the spec is valid",
+            generation,
+            now,
+        ),
+    }
+    if let Some(why) = &ro.rolled_back {
+        set_condition(
+            &mut conditions,
+            ROLLED_BACK,
+            true,
+            "RolledBack",
+            why,
+            generation,
+            now,
+        );
+    } else if ro.promoted && conditions.iter().any(|c| c.type_ == ROLLED_BACK) {
+        set_condition(
+            &mut conditions,
+            ROLLED_BACK,
+            false,
+            "Promoted",
+            &format!("{active_label} was promoted"),
+            generation,
+            now,
+        );
+    }
     let was_ready = prev
         .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True");
+    let now_ready = conditions
         .iter()
         .any(|c| c.type_ == READY && c.status == "True");
     if ready && !was_ready {
@@ -313,18 +460,20 @@ pub fn plan(
             warning: false,
             reason: "Available",
             note: format!(
-                "r{revision} is active and {} data-plane pod(s) are ready",
+                "{active_label} is active and {} data-plane pod(s) are ready",
                 observed.ready_replicas
             ),
         });
-    } else if !ready && was_ready && !pointer_changes {
+    } else if !now_ready && was_ready && observed.ready_replicas < 1 {
         events.push(EventSpec {
             warning: true,
             reason: "Unavailable",
             note: "no data-plane pod is ready".into(),
         });
     }
-    if matches!(prev.phase, Some(Phase::Degraded | Phase::Invalid)) {
+    if matches!(prev.phase, Some(Phase::Invalid))
+        || (matches!(prev.phase, Some(Phase::Degraded)) && prev.message.is_some())
+    {
         events.push(EventSpec {
             warning: false,
             reason: "SpecValid",
@@ -332,23 +481,28 @@ pub fn plan(
         });
     }
 
+    let phase = if canary.is_some() || (ro.rollout.is_some() && now_ready) {
+        Phase::Progressing
+    } else if ro.held_back.is_some() {
+        Phase::Degraded
+    } else if now_ready {
+        Phase::Ready
+    } else {
+        Phase::Progressing
+    };
     let status = VideoResizerConfigStatus {
         observed_generation: generation,
         conditions,
-        phase: Some(if ready {
-            Phase::Ready
-        } else {
-            Phase::Progressing
-        }),
+        phase: Some(phase),
         active_revision: Some(active_label),
-        active_config_map: Some(cm_name),
+        active_config_map: Some(pointer.stable.clone()),
         last_revision,
         ready_replicas: observed.ready_replicas,
-        canary_weight: 0,
+        canary_weight: canary.map_or(0, |r| r.weight),
         message: None,
-        rollout: None,
-        held_back: prev.held_back.clone(),
-        history: prev.history.clone(),
+        rollout: ro.rollout.clone(),
+        held_back: ro.held_back.clone(),
+        history: ro.history.clone(),
     };
 
     Plan {
@@ -358,6 +512,9 @@ pub fn plan(
         prune,
         status,
         events,
+        consume: ro.consumed.clone(),
+        wake_after: ro.wake_after,
+        baseline: ro.started,
     }
 }
 

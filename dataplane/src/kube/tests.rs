@@ -601,3 +601,106 @@ async fn an_edited_revision_with_the_same_name_is_reloaded() {
     assert_eq!(out, Outcome::Installed("web-r1-a".into()));
     assert_eq!(live(&app).as_deref(), Some("r1-edited"));
 }
+
+fn canary_of(app: &App) -> Option<(String, u32)> {
+    let live = app.live()?;
+    live.canary
+        .as_ref()
+        .map(|(rt, w)| (rt.revision().to_owned(), *w))
+}
+
+#[tokio::test]
+async fn a_canary_is_loaded_beside_stable_and_a_weight_change_or_promotion_recompiles_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir).await;
+    let mut f = Follower::new(CONFIG);
+    relist(
+        &mut f,
+        &app,
+        vec![
+            revision_cm("web-r1-a", &doc("r1")),
+            revision_cm("web-r2-b", &doc("r2")),
+            pointer_cm("web-r1-a", Some(("web-r2-b", 1000))),
+        ],
+    );
+    assert_eq!(live(&app).as_deref(), Some("r1"));
+    assert_eq!(canary_of(&app), Some(("r2".into(), 1000)));
+    let canary_rt = app.live().and_then(|l| l.canary.clone()).expect("canary").0;
+
+    // Raising the weight reuses the compiled canary.
+    apply(
+        &mut f,
+        &app,
+        pointer_cm("web-r1-a", Some(("web-r2-b", 5000))),
+    );
+    let (rt, w) = app.live().and_then(|l| l.canary.clone()).expect("canary");
+    assert_eq!(w, 5000);
+    assert!(Arc::ptr_eq(&rt, &canary_rt));
+
+    // Promotion: the canary's compiled runtime becomes stable as it is.
+    apply(&mut f, &app, pointer_cm("web-r2-b", None));
+    let l = app.live().expect("live");
+    assert!(Arc::ptr_eq(&l.stable, &canary_rt));
+    assert!(l.canary.is_none());
+    assert_eq!(
+        app.metrics
+            .config_active
+            .get_or_create(&crate::metrics::ActiveLabels {
+                revision: "r2".into(),
+                role: "canary"
+            })
+            .get(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_canary_that_does_not_load_is_refused_and_stable_serves_everything() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir).await;
+    let mut f = Follower::new(CONFIG);
+    let out = relist(
+        &mut f,
+        &app,
+        vec![
+            revision_cm("web-r1-a", &doc("r1")),
+            revision_cm("web-r2-b", "revision: r2\norigins: []\n"),
+            pointer_cm("web-r1-a", Some(("web-r2-b", 5000))),
+        ],
+    );
+    assert!(matches!(out, Outcome::Refused(_)), "{out:?}");
+    assert_eq!(live(&app).as_deref(), Some("r1"));
+    assert_eq!(canary_of(&app), None);
+    assert_eq!(invalid_loads(&app), 1);
+}
+
+#[tokio::test]
+async fn requests_split_by_weight_and_the_same_url_keeps_its_revision() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir).await;
+    let mut f = Follower::new(CONFIG);
+    relist(
+        &mut f,
+        &app,
+        vec![
+            revision_cm("web-r1-a", &doc("r1")),
+            revision_cm("web-r2-b", &doc("r2")),
+            pointer_cm("web-r1-a", Some(("web-r2-b", 2500))),
+        ],
+    );
+    let live = app.live().expect("live");
+    let pick = |i: usize| {
+        live.pick(crate::app::route_bucket(
+            &format!("/v/{i}.mp4"),
+            "width=320",
+        ))
+        .1
+    };
+    let canary = (0..4000)
+        .filter(|i| pick(*i) == crate::app::Role::Canary)
+        .count();
+    assert!((900..1100).contains(&canary), "{canary} of 4000");
+    for i in 0..200 {
+        assert_eq!(pick(i), pick(i), "URL {i} moved between revisions");
+    }
+}

@@ -88,6 +88,21 @@ impl Harness {
         self.app.install(rt);
     }
 
+    /// Compiles `stable` and `canary` and serves them side by side, the canary taking
+    /// `weight_bp` basis points of traffic.
+    pub fn install_canary(&self, stable: &str, canary: &str, weight_bp: u32) {
+        let compile = |yaml: &str| {
+            std::sync::Arc::new(
+                Runtime::compile(parse(self.dir.path(), yaml), self.app.origin_state.clone())
+                    .expect("config compiles"),
+            )
+        };
+        self.app.install_live(vr_dataplane::app::Live {
+            stable: compile(stable),
+            canary: Some((compile(canary), weight_bp)),
+        });
+    }
+
     /// Copies a file into `media/` under `name`.
     pub fn add_media(&self, from: &Path, name: &str) -> PathBuf {
         let to = self.media.join(name);

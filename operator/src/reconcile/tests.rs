@@ -169,7 +169,12 @@ fn a_derivative_change_makes_the_next_revision() {
         .name
         .as_deref()
         .is_some_and(|n| n.starts_with("web-r2-")));
-    assert_eq!(p2.status.active_revision.as_deref(), Some("r2"));
+    // r1 keeps serving while r2 runs as a canary at the first step's weight.
+    assert_eq!(p2.status.active_revision.as_deref(), Some("r1"));
+    let ro = p2.status.rollout.as_ref().expect("rollout");
+    assert_eq!((ro.revision.as_str(), ro.weight, ro.step), ("r2", 10, 0));
+    assert_eq!(p2.status.canary_weight, 10);
+    assert!(p2.baseline, "a rollout start asks for a metrics baseline");
 }
 
 #[test]

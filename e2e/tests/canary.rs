@@ -1,0 +1,868 @@
+//! Suite `canary`: stepped rollouts of config revisions with analysis and automatic rollback,
+//! on a real kube-apiserver, with three data-plane processes under a bounded load.
+//!
+//! Runs inside its own network namespace (`e2e/netns.sh`, started by `e2e/run canary`), where
+//! `10.244.0.0/24` is local: data planes listen on "pod addresses" the API accepts in
+//! EndpointSlices, so the operator scrapes them as it would in a cluster, and no traffic leaves
+//! the namespace.
+
+use anyhow::{bail, Context as _, Result};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use vr_crds::contract::{self, Pointer};
+use vr_crds::resources::VideoResizerConfig;
+use vr_crds::rollout::{Outcome, RolloutState, Verdict};
+use vr_e2e::load::{self, Load};
+use vr_e2e::prometheus::Prometheus;
+use vr_e2e::*;
+
+const HTTP_PORT: u16 = 8080;
+const ADMIN_PORT: u16 = 9090;
+const PODS: usize = 3;
+
+fn pod_ip(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 244, 0, 10 + i as u8)
+}
+
+struct World {
+    cp: ControlPlane,
+    ns: String,
+    media: tempfile::TempDir,
+}
+
+/// Everything running for one scenario.
+struct Running {
+    ops: Vec<Proc>,
+    dps: Vec<Proc>,
+    vrcs: Api<VideoResizerConfig>,
+    cms: Api<ConfigMap>,
+}
+
+fn ffmpeg(args: &[&str], out: &std::path::Path) -> Result<()> {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()?;
+    anyhow::ensure!(status.success(), "ffmpeg could not make {}", out.display());
+    Ok(())
+}
+
+impl World {
+    fn new() -> Result<World> {
+        // Network-namespace guard: without it, pod addresses are not local.
+        let local = std::net::TcpListener::bind((pod_ip(0), 0));
+        if local.is_err() {
+            bail!("10.244.0.0/24 is not local: run this suite through e2e/run canary (e2e/netns.sh)");
+        }
+        drop(local);
+        let cp = ControlPlane::start()?;
+        let ns = cp.namespace()?;
+        let media = tempfile::tempdir()?;
+        // Video only (no audio track): `mode: audio` cannot succeed on it.
+        ffmpeg(
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25:duration=4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+            &media.path().join("sample.mp4"),
+        )?;
+        Ok(World { cp, ns, media })
+    }
+
+    /// The config with `origin_path` as the source path template and `rollout` (YAML, indented
+    /// under `spec:`).
+    fn config_yaml(&self, origin_path: &str, rollout: &str) -> String {
+        format!(
+            r#"apiVersion: videoresizer.io/v1alpha1
+kind: VideoResizerConfig
+metadata:
+  name: web
+  namespace: {ns}
+spec:
+  origins:
+    - name: videos
+      matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
+      sources:
+        - name: media
+          kind: local
+          local:
+            root: {root}
+            path: '{origin_path}'
+  params:
+    validation: lenient
+  limits:
+    maxConcurrentTransforms: 2
+  workload:
+    image: video-resizer/dataplane:e2e
+    minReplicas: 3
+    maxReplicas: 3
+  rollout:
+{rollout}
+"#,
+            ns = self.ns,
+            root = self.media.path().display()
+        )
+    }
+
+    fn derivative_yaml(&self, name: &str, body: &str) -> String {
+        format!(
+            "apiVersion: videoresizer.io/v1alpha1\nkind: Derivative\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  config: web\n{body}",
+            ns = self.ns
+        )
+    }
+
+    fn operator(&self, identity: &str) -> Result<Proc> {
+        let port = free_port()?;
+        let args = vec![
+            "--metrics-listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--lease-namespace".into(),
+            "vr-system".into(),
+            "--identity".into(),
+            identity.into(),
+            "--log-format".into(),
+            "text".into(),
+        ];
+        Proc::spawn(
+            identity,
+            &binary("vr-operator"),
+            &args,
+            &[
+                (
+                    "KUBECONFIG",
+                    self.cp.operator_kubeconfig().display().to_string(),
+                ),
+                ("RUST_LOG", "info".into()),
+            ],
+            self.cp.dir().join(format!("{identity}.log")),
+        )
+    }
+
+    async fn dataplane(&self, i: usize) -> Result<Proc> {
+        let kubeconfig = self
+            .cp
+            .service_account_kubeconfig(&self.ns, "web-dataplane")?;
+        let ip = pod_ip(i);
+        let args = vec![
+            "--kube-config-name".to_string(),
+            "web".into(),
+            "--namespace".into(),
+            self.ns.clone(),
+            "--listen".into(),
+            format!("{ip}:{HTTP_PORT}"),
+            "--admin-listen".into(),
+            format!("{ip}:{ADMIN_PORT}"),
+            "--work-dir".into(),
+            self.cp
+                .dir()
+                .join(format!("dp-{i}-work"))
+                .display()
+                .to_string(),
+            "--transform-slots".into(),
+            "2".into(),
+            "--log-format".into(),
+            "text".into(),
+        ];
+        let p = Proc::spawn(
+            &format!("dataplane-{i}"),
+            &binary("vr-dataplane"),
+            &args,
+            &[
+                ("KUBECONFIG", kubeconfig.display().to_string()),
+                ("RUST_LOG", "warn".into()),
+            ],
+            self.cp.dir().join(format!("dataplane-{i}.log")),
+        )?;
+        wait_for(
+            "a data plane's /readyz",
+            Duration::from_secs(60),
+            || async move {
+                let r = reqwest::get(format!("http://{ip}:{ADMIN_PORT}/readyz"))
+                    .await
+                    .ok()?;
+                (r.status() == 200).then_some(())
+            },
+        )
+        .await?;
+        Ok(p)
+    }
+
+    /// Applies the config (with `rollout`) and the derivatives, starts `operators` operators and
+    /// the data planes, publishes them, and waits for `Ready`.
+    async fn start(&self, rollout: &str, operators: usize) -> Result<Running> {
+        let client = self.cp.client().await?;
+        self.cp.apply(&format!(
+            "{}---\n{}---\n{}",
+            self.config_yaml("${name}.mp4", rollout),
+            self.derivative_yaml("mobile", MOBILE),
+            self.derivative_yaml("thumb", THUMB),
+        ))?;
+        let mut ops = Vec::new();
+        for i in 0..operators {
+            ops.push(self.operator(&format!("op-{i}"))?);
+        }
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &self.ns);
+        wait_for(
+            "the data plane's ServiceAccount",
+            Duration::from_secs(60),
+            || {
+                let sas = sas.clone();
+                async move { sas.get_opt("web-dataplane").await.ok().flatten() }
+            },
+        )
+        .await?;
+        let mut dps = Vec::new();
+        for i in 0..PODS {
+            dps.push(self.dataplane(i).await?);
+        }
+        publish_pod_endpoints(
+            &client,
+            &self.ns,
+            "web-dataplane",
+            &(0..PODS)
+                .map(|i| (pod_ip(i), HTTP_PORT, ADMIN_PORT))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+        let vrcs: Api<VideoResizerConfig> = Api::namespaced(client.clone(), &self.ns);
+        let cms: Api<ConfigMap> = Api::namespaced(client, &self.ns);
+        wait_for("Ready", Duration::from_secs(60), || ready(&vrcs)).await?;
+        Ok(Running {
+            ops,
+            dps,
+            vrcs,
+            cms,
+        })
+    }
+}
+
+const MOBILE: &str = "  width: 320\n  height: 180\n";
+const THUMB: &str = "  mode: frame\n  width: 160\n  height: 90\n  format: jpg\n";
+
+async fn ready(api: &Api<VideoResizerConfig>) -> Option<VideoResizerConfig> {
+    let c = api.get_opt("web").await.ok().flatten()?;
+    let st = c.status.as_ref()?;
+    let ready = st
+        .conditions
+        .iter()
+        .any(|x| x.type_ == "Ready" && x.status == "True");
+    (ready && st.observed_generation == c.metadata.generation).then_some(c)
+}
+
+async fn config(api: &Api<VideoResizerConfig>) -> Result<VideoResizerConfig> {
+    api.get("web").await.context("reading the config")
+}
+
+async fn pointer(cms: &Api<ConfigMap>) -> Option<Pointer> {
+    let cm = cms
+        .get_opt(&contract::pointer_configmap_name("web"))
+        .await
+        .ok()
+        .flatten()?;
+    Pointer::from_data(cm.data.as_ref()?)
+}
+
+/// The load every scenario runs: hot URLs of one variant each (a cache-buster parameter that
+/// lenient validation ignores spreads them over the routing hash), `misses_per_mille` of them
+/// transformed afresh (a distinct `time` of the `thumb` frame each).
+fn load_plan(rate: u32, misses_per_mille: usize, limit: Duration) -> load::Plan {
+    let mut urls = Vec::new();
+    for i in 0..2000usize {
+        if i % 1000 < misses_per_mille {
+            // A distinct frame time each (4 s of video; up to 2 × 60 times, 25 ms apart).
+            let n = (i / 1000) * misses_per_mille + i % 1000;
+            urls.push(format!(
+                "/videos/sample.mp4?derivative=thumb&time={}ms&cb={i}",
+                (n * 25) % 3900
+            ));
+        } else {
+            urls.push(format!("/videos/sample.mp4?derivative=mobile&cb={i}"));
+        }
+    }
+    load::Plan {
+        targets: (0..PODS)
+            .map(|i| format!("http://{}:{HTTP_PORT}", pod_ip(i)))
+            .collect(),
+        urls,
+        rate,
+        max_in_flight: 64,
+        limit,
+    }
+}
+
+/// Sum over the data planes of `vr_requests_total` samples whose labels include `labels`.
+async fn requests(labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for i in 0..PODS {
+        let Ok(r) = reqwest::get(format!("http://{}:{ADMIN_PORT}/metrics", pod_ip(i))).await
+        else {
+            continue;
+        };
+        let text = r.text().await.unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("vr_requests_total{")) {
+            if labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+            {
+                total += line
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    total
+}
+
+/// Warms the stable variants so the rollout starts on a warm cache.
+async fn warm() -> Result<()> {
+    let client = reqwest::Client::new();
+    for i in 0..PODS {
+        for q in ["derivative=mobile", "derivative=thumb&time=0ms"] {
+            let r = client
+                .get(format!(
+                    "http://{}:{HTTP_PORT}/videos/sample.mp4?{q}",
+                    pod_ip(i)
+                ))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "warm-up {q}: {}", r.status());
+            r.bytes().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a scenario in a fresh world; on failure prints every log before the world goes.
+async fn scenario<F>(body: F)
+where
+    F: for<'a> AsyncFnOnce(&'a World) -> Result<()>,
+{
+    let w = World::new().expect("the test world starts (control plane, namespace, media)");
+    if let Err(e) = body(&w).await {
+        w.cp.dump_all_logs();
+        panic!("{e:#}");
+    }
+}
+
+async fn wait_rollout<F>(
+    vrcs: &Api<VideoResizerConfig>,
+    what: &str,
+    deadline: Duration,
+    f: F,
+) -> Result<VideoResizerConfig>
+where
+    F: Fn(&VideoResizerConfig) -> bool,
+{
+    let start = Instant::now();
+    loop {
+        if let Ok(c) = config(vrcs).await {
+            if f(&c) {
+                return Ok(c);
+            }
+            if start.elapsed() > deadline {
+                bail!(
+                    "timed out after {deadline:?} waiting for {what}; status: {}",
+                    serde_json::to_string_pretty(&c.status).unwrap_or_default()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn rollout_of(c: &VideoResizerConfig) -> Option<&vr_crds::rollout::RolloutStatus> {
+    c.status.as_ref()?.rollout.as_ref()
+}
+
+fn outcome(c: &VideoResizerConfig, revision: &str) -> Option<Outcome> {
+    c.status
+        .as_ref()?
+        .history
+        .iter()
+        .find(|h| h.revision == revision)
+        .map(|h| h.outcome)
+}
+
+fn condition(c: &VideoResizerConfig, type_: &str) -> Option<String> {
+    c.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|x| x.type_ == type_)
+        .map(|x| x.status.clone())
+}
+
+const FAST_STEPS: &str = "    steps:\n      - weight: 10\n        pauseSeconds: 10\n      - weight: 50\n        pauseSeconds: 10\n    bakeSeconds: 4\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+
+// ---- scenarios ------------------------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
+    scenario(async |w| {
+        let run = w.start(FAST_STEPS, 1).await?;
+        warm().await?;
+        let load = Load::start(load_plan(60, 0, Duration::from_secs(120)));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        // Canary share per step, from the data planes' own metrics.
+        let mut shares = Vec::new();
+        for (step, weight) in [(0u32, 10.0), (1, 50.0)] {
+            wait_rollout(&run.vrcs, "the step", Duration::from_secs(60), |c| {
+                rollout_of(c).is_some_and(|r| r.step == step)
+            })
+            .await?;
+            // Let the new weight reach the data planes, then measure over 6 s.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let (c0, s0) = (
+                requests(&[("role", "canary")]).await,
+                requests(&[("role", "stable")]).await,
+            );
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let (c1, s1) = (
+                requests(&[("role", "canary")]).await,
+                requests(&[("role", "stable")]).await,
+            );
+            let share = 100.0 * (c1 - c0) / ((c1 - c0) + (s1 - s0)).max(1.0);
+            println!(
+                "CANARY_SHARE step={} weight={weight}% observed={share:.1}% requests={}",
+                step + 1,
+                (c1 - c0) + (s1 - s0)
+            );
+            shares.push((weight, share));
+        }
+        let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(60), |c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.active_revision.as_deref() == Some("r2"))
+        })
+        .await?;
+        assert_eq!(outcome(&c, "r2"), Some(Outcome::Stable));
+        assert_eq!(outcome(&c, "r1"), Some(Outcome::Superseded));
+        wait_rollout(&run.vrcs, "the bake to end", Duration::from_secs(30), |c| {
+            rollout_of(c).is_none()
+                && condition(c, "Ready").as_deref() == Some("True")
+        })
+        .await?;
+        let hits = load.stop().await;
+        let failed = load::failed(&hits, true);
+        println!(
+            "GOOD_ROLLOUT requests={} failed={} fallbacks={}",
+            hits.len(),
+            failed.len(),
+            hits.iter().filter(|h| h.fallback.is_some()).count()
+        );
+        anyhow::ensure!(failed.is_empty(), "failed requests: {:?}", &failed[..failed.len().min(5)]);
+        for (weight, share) in shares {
+            anyhow::ensure!(
+                (share - weight).abs() <= 4.0,
+                "canary share {share:.1}% at weight {weight}%"
+            );
+        }
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+/// The bad changes measured: half make every transform fail, half point the origin at a
+/// missing path.
+fn bad_change(w: &World, run: usize) -> String {
+    if run % 2 == 0 {
+        w.derivative_yaml(
+            "mobile",
+            &format!("  mode: audio\n  width: {}\n  height: 180\n", 300 + run),
+        )
+    } else {
+        w.config_yaml(&format!("missing-{run}/${{name}}.mp4"), DEFAULT_POLICY)
+    }
+}
+
+/// The default policy (nothing set) — what the measurement is about.
+const DEFAULT_POLICY: &str = "    {}";
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn bad_changes_are_rolled_back_automatically_and_clients_never_see_the_failures() {
+    scenario(async |w| {
+        let run = w.start(DEFAULT_POLICY, 1).await?;
+        warm().await?;
+        let mut detect = Vec::new();
+        let mut to_zero_routing = Vec::new();
+        let (mut failed_total, mut canary_total) = (0usize, 0usize);
+        for i in 0..10 {
+            let before = config(&run.vrcs).await?;
+            let last = before.status.as_ref().map_or(0, |s| s.last_revision);
+            let canary = format!("r{}", last + 1);
+            let load = Load::start(load_plan(80, 0, Duration::from_secs(90)));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Back to the good content (r1: nothing to roll out), then the bad change.
+            w.cp.apply(&format!(
+                "{}---\n{}",
+                w.config_yaml("${name}.mp4", DEFAULT_POLICY),
+                w.derivative_yaml("mobile", MOBILE)
+            ))?;
+            w.cp.apply(&bad_change(w, i))?;
+            // Weight 0: the pointer names no canary again.
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let mut saw_canary = false;
+            let zero_at = loop {
+                let p = pointer(&run.cms).await;
+                let named = p.as_ref().and_then(|p| p.canary.clone());
+                if named.as_deref().is_some_and(|n| n.starts_with(&format!("web-{canary}-"))) {
+                    saw_canary = true;
+                } else if saw_canary {
+                    break load.elapsed();
+                }
+                if Instant::now() > deadline {
+                    bail!("run {i}: {canary} was not rolled back within 90 s");
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            };
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let hits = load.stop().await;
+            let on_canary: Vec<&load::Hit> = hits
+                .iter()
+                .filter(|h| h.revision == canary || h.fallback.as_deref() == Some(canary.as_str()))
+                .collect();
+            let first = on_canary
+                .iter()
+                .map(|h| h.sent)
+                .min()
+                .context("no request reached the canary")?;
+            let last_routed = on_canary.iter().map(|h| h.sent).max().unwrap_or(first);
+            let failed = load::failed(&hits, true);
+            detect.push((zero_at.saturating_sub(first)).as_secs_f64());
+            to_zero_routing.push(last_routed.saturating_sub(first).as_secs_f64());
+            failed_total += failed.len();
+            canary_total += on_canary.len();
+            let c = config(&run.vrcs).await?;
+            anyhow::ensure!(
+                outcome(&c, &canary) == Some(Outcome::RolledBack),
+                "run {i}: {canary} is not marked RolledBack"
+            );
+            anyhow::ensure!(condition(&c, "RolledBack").as_deref() == Some("True"));
+            anyhow::ensure!(condition(&c, "Degraded").as_deref() == Some("True"));
+            println!(
+                "ROLLBACK run={i} kind={} first_canary_to_weight0={:.2}s last_canary_request_after={:.2}s canary_requests={} client_failures={}",
+                if i % 2 == 0 { "failing-transform" } else { "missing-origin-path" },
+                detect[i],
+                to_zero_routing[i],
+                on_canary.len(),
+                failed.len()
+            );
+        }
+        let p50 = percentile(&mut detect.clone(), 50.0);
+        let p95 = percentile(&mut detect.clone(), 95.0);
+        println!(
+            "ROLLBACK_SUMMARY runs=10 p50={p50:.2}s p95={p95:.2}s max={:.2}s canary_requests={canary_total} client_failures={failed_total}",
+            detect.iter().cloned().fold(0.0, f64::max)
+        );
+        anyhow::ensure!(p50 < 15.0, "rollback p50 {p50:.2}s");
+        anyhow::ensure!(
+            (failed_total as f64) < 0.01 * canary_total as f64,
+            "{failed_total} client failures for {canary_total} canary requests"
+        );
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn a_latency_regression_alone_is_rolled_back_by_the_latency_rule() {
+    let policy = "    steps:\n      - weight: 50\n        pauseSeconds: 120\n    analysis:\n      intervalSeconds: 5\n      minRequests: 12\n";
+    scenario(async |w| {
+        let run = w.start(policy, 1).await?;
+        warm().await?;
+        // 4 % of requests are fresh frames (a transform each).
+        let load = Load::start(load_plan(50, 40, Duration::from_secs(120)));
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        w.cp.apply(&w.derivative_yaml(
+            "thumb",
+            "  mode: frame\n  width: 3840\n  height: 2160\n  format: png\n",
+        ))?;
+        let c = wait_rollout(&run.vrcs, "a rollback", Duration::from_secs(90), |c| {
+            outcome(c, "r2") == Some(Outcome::RolledBack)
+        })
+        .await?;
+        let rec = c
+            .status
+            .as_ref()
+            .and_then(|s| s.history.iter().find(|h| h.revision == "r2"))
+            .context("r2 in history")?;
+        let reason = rec.reason.clone().unwrap_or_default();
+        println!("LATENCY_ROLLBACK reason={reason}");
+        anyhow::ensure!(reason.contains("p95"), "not the latency rule: {reason}");
+        let a = rec.analysis.as_ref().context("analysis numbers")?;
+        anyhow::ensure!(a.canary.server_errors == 0 && a.canary.client_errors == 0);
+        let hits = load.stop().await;
+        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn too_little_traffic_is_inconclusive_never_a_promotion_or_a_rollback() {
+    let policy = "    steps:\n      - weight: 50\n        pauseSeconds: 6\n    analysis:\n      intervalSeconds: 2\n";
+    scenario(async |w| {
+        let run = w.start(policy, 1).await?;
+        warm().await?;
+        let load = Load::start(load_plan(2, 0, Duration::from_secs(60)));
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        wait_rollout(&run.vrcs, "windows", Duration::from_secs(60), |c| {
+            rollout_of(c).is_some_and(|r| r.inconclusive_windows >= 6)
+        })
+        .await?;
+        let c = config(&run.vrcs).await?;
+        let r = rollout_of(&c).context("rollout")?;
+        assert_eq!(r.step, 0);
+        assert_eq!(r.failed_windows, 0);
+        assert_eq!(
+            r.last_analysis.as_ref().map(|a| a.verdict),
+            Some(Verdict::Inconclusive)
+        );
+        assert_eq!(
+            c.status.as_ref().and_then(|s| s.active_revision.clone()),
+            Some("r1".into())
+        );
+        println!(
+            "INCONCLUSIVE windows={} reason={:?}",
+            r.inconclusive_windows,
+            r.last_analysis.as_ref().map(|a| a.reasons.clone())
+        );
+        load.stop().await;
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn the_prometheus_provider_reaches_the_same_verdicts_and_follows_on_provider_error() {
+    scenario(async |w| {
+        let targets: Vec<String> = (0..PODS)
+            .map(|i| format!("{}:{ADMIN_PORT}", pod_ip(i)))
+            .collect();
+        let mut prom = Prometheus::start(&targets).await?;
+        let policy = |on_error: &str| {
+            format!(
+                "    steps:\n      - weight: 20\n        pauseSeconds: 8\n    bakeSeconds: 0\n    onProviderError: {on_error}\n    analysis:\n      intervalSeconds: 3\n      minRequests: 10\n      provider:\n        type: prometheus\n        prometheus:\n          address: {}\n",
+                prom.url
+            )
+        };
+        let run = w.start(&policy("Pause"), 1).await?;
+        prom.wait_scraped(3, Duration::from_secs(30)).await?;
+        warm().await?;
+        let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
+        // Good change → promoted.
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(60), |c| {
+            outcome(c, "r2") == Some(Outcome::Stable)
+        })
+        .await?;
+        println!(
+            "PROMETHEUS good: r2 {:?}",
+            c.status.as_ref().and_then(|s| s.history.first().cloned()).map(|h| h.analysis)
+        );
+        // Bad change → rolled back.
+        w.cp.apply(&bad_change(w, 0))?;
+        let c = wait_rollout(&run.vrcs, "rollback", Duration::from_secs(60), |c| {
+            outcome(c, "r3") == Some(Outcome::RolledBack)
+        })
+        .await?;
+        println!(
+            "PROMETHEUS bad: r3 reason={:?}",
+            c.status
+                .as_ref()
+                .and_then(|s| s.history.iter().find(|h| h.revision == "r3"))
+                .and_then(|h| h.reason.clone())
+        );
+        // Prometheus stopped mid-rollout, onProviderError: Pause → held at its weight.
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 384\n  height: 216\n"))?;
+        wait_rollout(&run.vrcs, "a canary", Duration::from_secs(30), |c| {
+            rollout_of(c).is_some_and(|r| r.revision == "r4")
+        })
+        .await?;
+        prom.stop();
+        let c = wait_rollout(&run.vrcs, "a provider pause", Duration::from_secs(60), |c| {
+            rollout_of(c).is_some_and(|r| r.state == RolloutState::Paused)
+        })
+        .await?;
+        let r = rollout_of(&c).context("rollout")?;
+        anyhow::ensure!(r.weight == 20, "held at its weight");
+        println!(
+            "PROMETHEUS stopped, Pause: state={:?} weight={} errors={}",
+            r.state, r.weight, r.consecutive_errors
+        );
+        // onProviderError: Rollback → rolled back.
+        w.cp.apply(&w.config_yaml("${name}.mp4", &policy("Rollback")))?;
+        let c = wait_rollout(&run.vrcs, "a provider rollback", Duration::from_secs(60), |c| {
+            outcome(c, "r4") == Some(Outcome::RolledBack)
+        })
+        .await?;
+        println!(
+            "PROMETHEUS stopped, Rollback: {:?}",
+            c.status
+                .as_ref()
+                .and_then(|s| s.history.iter().find(|h| h.revision == "r4"))
+                .and_then(|h| h.reason.clone())
+        );
+        load.stop().await;
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revision() {
+    let policy = "    steps:\n      - weight: 10\n        pauseSeconds: 6\n      - weight: 30\n        pauseSeconds: 20\n      - weight: 60\n        pauseSeconds: 6\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+    scenario(async |w| {
+        let mut run = w.start(policy, 2).await?;
+        warm().await?;
+        let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        let c = wait_rollout(&run.vrcs, "step 2", Duration::from_secs(60), |c| {
+            rollout_of(c).is_some_and(|r| r.step == 1)
+        })
+        .await?;
+        let before = rollout_of(&c).cloned().context("rollout")?;
+        let last_revision = c.status.as_ref().map_or(0, |s| s.last_revision);
+        // Kill the leader (whichever holds the Lease).
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(w.cp.client().await?, "vr-system");
+        let holder = leases
+            .get("video-resizer-operator")
+            .await?
+            .spec
+            .and_then(|s| s.holder_identity)
+            .context("lease holder")?;
+        let idx = run
+            .ops
+            .iter()
+            .position(|p| p.name == holder)
+            .context("the leader is one of ours")?;
+        run.ops[idx].kill();
+        println!("LEADER killed {holder} at step {} ({}%)", before.step + 1, before.weight);
+        let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(120), |c| {
+            outcome(c, "r2") == Some(Outcome::Stable)
+        })
+        .await?;
+        let st = c.status.as_ref().context("status")?;
+        anyhow::ensure!(st.last_revision == last_revision, "no extra revision");
+        anyhow::ensure!(
+            st.history.iter().filter(|h| h.revision == "r2").count() == 1,
+            "one history entry for r2"
+        );
+        let hits = load.stop().await;
+        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        // The follower resumed at step 2 rather than starting over: r2 was never at 10 % again
+        // after the kill (its started-at time is unchanged).
+        let started = before.started_at.clone();
+        println!("LEADER resumed: promoted, rollout started at {started}");
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
+    let policy = "    steps:\n      - weight: 20\n        pauseSeconds: 4\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+    scenario(async |w| {
+        let run = w.start(policy, 1).await?;
+        warm().await?;
+        let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
+        // r2 good → promoted.
+        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        wait_rollout(&run.vrcs, "r2 promoted", Duration::from_secs(60), |c| {
+            outcome(c, "r2") == Some(Outcome::Stable) && rollout_of(c).is_none()
+        })
+        .await?;
+        // r3 bad → rolled back, held back.
+        w.cp.apply(&bad_change(w, 0))?;
+        wait_rollout(&run.vrcs, "r3 rolled back", Duration::from_secs(60), |c| {
+            outcome(c, "r3") == Some(Outcome::RolledBack)
+        })
+        .await?;
+        let generation = config(&run.vrcs).await?.metadata.generation;
+        // Retry by annotation: r3 runs again (same revision, no spec change).
+        annotate(&run.vrcs, contract::ANNOTATION_RETRY, "1").await?;
+        let c = wait_rollout(&run.vrcs, "r3 retried", Duration::from_secs(30), |c| {
+            rollout_of(c).is_some_and(|r| r.revision == "r3")
+        })
+        .await?;
+        anyhow::ensure!(c.metadata.generation == generation, "the spec did not change");
+        anyhow::ensure!(
+            c.metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| !a.contains_key(contract::ANNOTATION_RETRY)),
+            "the request annotation is consumed"
+        );
+        println!("RETRY r3 running again at {}%", rollout_of(&c).map_or(0, |r| r.weight));
+        wait_rollout(&run.vrcs, "r3 rolled back again", Duration::from_secs(60), |c| {
+            outcome(c, "r3") == Some(Outcome::RolledBack) && rollout_of(c).is_none()
+        })
+        .await?;
+        // Rollback to r1: immediate, no analysis.
+        let t0 = Instant::now();
+        annotate(&run.vrcs, contract::ANNOTATION_ROLLBACK_TO, "1").await?;
+        let c = wait_rollout(&run.vrcs, "r1 stable", Duration::from_secs(30), |c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.active_revision.as_deref() == Some("r1"))
+        })
+        .await?;
+        let took = t0.elapsed();
+        anyhow::ensure!(rollout_of(&c).is_none(), "no canary: analysis skipped");
+        let served = wait_for("r1 served", Duration::from_secs(10), || async {
+            let r = reqwest::get(format!(
+                "http://{}:{HTTP_PORT}/videos/sample.mp4?derivative=mobile",
+                pod_ip(0)
+            ))
+            .await
+            .ok()?;
+            let rev = r.headers().get("x-config-revision")?.to_str().ok()?.to_owned();
+            (rev == "r1").then_some(())
+        })
+        .await;
+        served?;
+        println!("ROLLBACK_TO r1 active after {:.2}s", took.as_secs_f64());
+        let hits = load.stop().await;
+        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+async fn annotate(api: &Api<VideoResizerConfig>, key: &str, value: &str) -> Result<()> {
+    let body = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+    api.patch("web", &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .with_context(|| format!("annotating {key}"))?;
+    Ok(())
+}

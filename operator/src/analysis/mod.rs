@@ -1,0 +1,473 @@
+//! Canary analysis: where a window's numbers come from (a [`Provider`]: direct scraping of the
+//! data-plane pods, or Prometheus) and what they mean (the pure [`verdict`] module).
+//!
+//! One analysis step for the rollout controller:
+//! 1. `analyzer.sample(&spec.analysis, &query).await` → a [`Sample`] (a window of numbers for the
+//!    canary and the stable revision, or "no window yet"), or a [`ProviderError`];
+//! 2. [`analyse`] turns that into the [`AnalysisResult`] to record (`Pass`, `Fail`,
+//!    `Inconclusive` or `Error` with reasons);
+//! 3. [`Tally::observe`] (restored from and written back to `status.rollout`) says whether to
+//!    continue, roll back, or apply `onProviderError`.
+
+pub mod exposition;
+pub mod prometheus;
+pub mod scrape;
+pub mod verdict;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use k8s_openapi::jiff::Timestamp;
+use tokio::time::Instant;
+use vr_crds::rollout::{AnalysisResult, AnalysisSpec, ProviderType, RevisionNumbers};
+
+pub use prometheus::{query_window, PrometheusError, PrometheusProvider};
+pub use scrape::{ScrapeError, Snapshot};
+pub use verdict::{judge, Decision, Tally};
+
+/// What to measure: one config's canary against its stable revision.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowQuery<'a> {
+    /// Identity of the rollout's config (`namespace/name`): the scrape provider keeps its
+    /// baselines per key.
+    pub key: &'a str,
+    /// The config's namespace (`${namespace}` in PromQL templates).
+    pub namespace: &'a str,
+    /// Revision label of the canary (`r<N>`).
+    pub canary: &'a str,
+    /// Revision label of the stable revision.
+    pub stable: &'a str,
+    /// Prometheus: the query range (pass [`query_window`] of the interval and the scrape
+    /// interval). Scrape: unused, the window is the time since the previous scrape.
+    pub window: Duration,
+    /// Scrape: `host:port` of the metrics listener of every ready data-plane pod (from the
+    /// Service's EndpointSlices). Prometheus: unused.
+    pub addresses: &'a [String],
+}
+
+/// One window of numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Window {
+    pub canary: RevisionNumbers,
+    pub stable: RevisionNumbers,
+    /// Length of the window (scrape: measured between the two scrapes; Prometheus: the query
+    /// range), whole seconds rounded to nearest, at least 1.
+    pub window_seconds: u32,
+    /// What the operator should log about how the numbers were obtained (unreadable pods, pods
+    /// that restarted, pods counted from the next window). Not verdict reasons.
+    pub notes: Vec<String>,
+}
+
+/// What a provider measured.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sample {
+    /// A window of numbers to judge.
+    Window(Window),
+    /// No window yet: the scrape provider only recorded a baseline (first call for this key
+    /// since the operator started, or no pod had been read before). Recorded as `Inconclusive`.
+    Baseline { reason: String },
+}
+
+/// Why a window could not be measured; counts towards `consecutiveErrorLimit`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The data-plane Service has no ready endpoint to scrape.
+    #[error("no ready data-plane pod to scrape")]
+    NoPods,
+    /// Every pod failed to answer `/metrics`.
+    #[error("none of {pods} data-plane pods could be scraped; first error: {first}")]
+    NoPodReadable { pods: usize, first: String },
+    /// A Prometheus query failed.
+    #[error(transparent)]
+    Prometheus(#[from] PrometheusError),
+    /// `provider.type` is `prometheus` without its block (the CRD's validation forbids it).
+    #[error("analysis.provider.type is prometheus but analysis.provider.prometheus is missing")]
+    MissingPrometheus,
+    /// The HTTP client could not be built (TLS back-end).
+    #[error("building the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// A source of analysis windows. Object-safe, so a rollout can hold `&dyn Provider`.
+pub trait Provider: Send + Sync {
+    /// Measures the canary and stable revisions of `query`.
+    fn sample<'a>(
+        &'a self,
+        query: &'a WindowQuery<'a>,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>>;
+}
+
+/// The analysis result to record for a provider's answer: judged numbers, `Inconclusive` for
+/// "no window yet", `Error` with the provider's message.
+pub fn analyse(
+    spec: &AnalysisSpec,
+    sampled: &Result<Sample, ProviderError>,
+    now: Timestamp,
+) -> AnalysisResult {
+    match sampled {
+        Ok(Sample::Window(w)) => judge(spec, &w.canary, &w.stable, w.window_seconds, now),
+        Ok(Sample::Baseline { reason }) => {
+            verdict::no_window_result(spec.interval_seconds, now, reason.clone())
+        }
+        Err(e) => verdict::error_result(spec.interval_seconds, now, e.to_string()),
+    }
+}
+
+fn whole_seconds(d: Duration) -> u32 {
+    u32::try_from(d.as_millis().saturating_add(500) / 1000)
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+struct Baseline {
+    at: Instant,
+    pods: BTreeMap<String, Snapshot>,
+}
+
+/// The `scrape` provider: reads `/metrics` of every pod and keeps the previous snapshot per pod
+/// in memory, per key (the operator is long-running).
+///
+/// The first call for a key after start only records a baseline and returns
+/// [`Sample::Baseline`]; every later call returns the deltas since the previous call (see
+/// [`scrape`] for the method). Pods that fail to answer are left out of the window and out of the
+/// next baseline (they rejoin baseline-only); if none answers, the call is a
+/// [`ProviderError::NoPodReadable`] and the previous baseline is kept.
+pub struct ScrapeProvider {
+    client: reqwest::Client,
+    timeout: Duration,
+    baselines: Mutex<HashMap<String, Baseline>>,
+}
+
+impl ScrapeProvider {
+    /// A provider reading each pod within `timeout`.
+    pub fn new(client: reqwest::Client, timeout: Duration) -> Self {
+        ScrapeProvider {
+            client,
+            timeout,
+            baselines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the baseline of `key` (the rollout ended, or the config is gone): the next call
+    /// starts with a new baseline.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Baseline>> {
+        self.baselines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Scrapes the pods of `query` and returns the window since the previous call for its key.
+    pub async fn sample_window(&self, query: &WindowQuery<'_>) -> Result<Sample, ProviderError> {
+        if query.addresses.is_empty() {
+            return Err(ProviderError::NoPods);
+        }
+        let read = scrape::fetch(&self.client, query.addresses, self.timeout).await;
+        let at = Instant::now();
+        let mut notes = Vec::new();
+        let mut current = BTreeMap::new();
+        let mut first_error = None;
+        for (addr, result) in read {
+            match result {
+                Ok(s) => {
+                    current.insert(addr, s);
+                }
+                Err(e) => {
+                    notes.push(format!("pod {addr} unreadable: {e}"));
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        if current.is_empty() {
+            return Err(ProviderError::NoPodReadable {
+                pods: query.addresses.len(),
+                first: first_error.unwrap_or_default(),
+            });
+        }
+        let pods = current.len();
+        let previous = self.lock().insert(
+            query.key.to_owned(),
+            Baseline {
+                at,
+                pods: current.clone(),
+            },
+        );
+        let Some(previous) = previous else {
+            return Ok(Sample::Baseline {
+                reason: format!(
+                    "first scrape of {pods} data-plane pods since the operator started: baseline recorded, no window yet"
+                ),
+            });
+        };
+        let w = scrape::window(&previous.pods, &current);
+        if w.counted == 0 {
+            return Ok(Sample::Baseline {
+                reason: format!(
+                    "none of the {pods} data-plane pods read had been read before: baseline recorded, no window yet"
+                ),
+            });
+        }
+        if w.baseline_only > 0 {
+            notes.push(format!(
+                "{} pods read for the first time count from the next window",
+                w.baseline_only
+            ));
+        }
+        if w.restarted > 0 {
+            notes.push(format!(
+                "{} pods restarted since the previous scrape (their counters counted from zero)",
+                w.restarted
+            ));
+        }
+        Ok(Sample::Window(Window {
+            canary: w.total.numbers(query.canary),
+            stable: w.total.numbers(query.stable),
+            window_seconds: whole_seconds(at.saturating_duration_since(previous.at)),
+            notes,
+        }))
+    }
+}
+
+impl Provider for ScrapeProvider {
+    fn sample<'a>(
+        &'a self,
+        query: &'a WindowQuery<'a>,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
+        Box::pin(self.sample_window(query))
+    }
+}
+
+impl PrometheusProvider {
+    /// Queries both revisions over `query.window`.
+    pub async fn sample_window(&self, query: &WindowQuery<'_>) -> Result<Sample, ProviderError> {
+        let (canary, stable) = futures_util::future::try_join(
+            self.revision_numbers(query.canary, query.window, query.namespace),
+            self.revision_numbers(query.stable, query.window, query.namespace),
+        )
+        .await?;
+        Ok(Sample::Window(Window {
+            canary,
+            stable,
+            window_seconds: whole_seconds(query.window),
+            notes: Vec::new(),
+        }))
+    }
+}
+
+impl Provider for PrometheusProvider {
+    fn sample<'a>(
+        &'a self,
+        query: &'a WindowQuery<'a>,
+    ) -> BoxFuture<'a, Result<Sample, ProviderError>> {
+        Box::pin(self.sample_window(query))
+    }
+}
+
+/// The operator's analysis entry point: one long-lived scrape provider (its baselines survive
+/// between reconciles) and a shared HTTP client for Prometheus queries, dispatching on
+/// `analysis.provider.type`.
+pub struct Analyzer {
+    client: reqwest::Client,
+    scrape: ScrapeProvider,
+}
+
+impl Analyzer {
+    /// An analyzer whose scrapes of one pod take at most `scrape_timeout`. Proxies from the
+    /// environment are ignored (pod addresses are cluster-internal).
+    pub fn new(scrape_timeout: Duration) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(ProviderError::Client)?;
+        Ok(Analyzer {
+            scrape: ScrapeProvider::new(client.clone(), scrape_timeout),
+            client,
+        })
+    }
+
+    /// The scrape provider (to [`ScrapeProvider::forget`] a key).
+    pub fn scrape(&self) -> &ScrapeProvider {
+        &self.scrape
+    }
+
+    /// Measures one window with the provider `spec` names.
+    pub async fn sample(
+        &self,
+        spec: &AnalysisSpec,
+        query: &WindowQuery<'_>,
+    ) -> Result<Sample, ProviderError> {
+        match spec.provider.type_ {
+            ProviderType::Scrape => self.scrape.sample_window(query).await,
+            ProviderType::Prometheus => {
+                let p = spec
+                    .provider
+                    .prometheus
+                    .clone()
+                    .ok_or(ProviderError::MissingPrometheus)?;
+                PrometheusProvider::new(self.client.clone(), p)?
+                    .sample_window(query)
+                    .await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use vr_crds::rollout::Verdict;
+
+    /// An in-process `/metrics` endpoint whose page the test sets.
+    async fn metrics_server(page: Arc<Mutex<String>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let body = page.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn page(canary_ok: u64, canary_5xx: u64, stable_ok: u64) -> String {
+        format!(
+            "vr_requests_total{{status_class=\"2xx\",cache=\"MISS\",revision=\"r2\",role=\"canary\"}} {canary_ok}\n\
+             vr_requests_total{{status_class=\"5xx\",cache=\"ERROR\",revision=\"r2\",role=\"canary\"}} {canary_5xx}\n\
+             vr_requests_total{{status_class=\"2xx\",cache=\"HIT\",revision=\"r1\",role=\"stable\"}} {stable_ok}\n# EOF\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn first_scrape_is_a_baseline_then_windows_are_deltas() {
+        let page_a = Arc::new(Mutex::new(page(10, 0, 100)));
+        let page_b = Arc::new(Mutex::new(page(0, 0, 50)));
+        let a = metrics_server(page_a.clone()).await;
+        let b = metrics_server(page_b.clone()).await;
+        let analyzer = Analyzer::new(Duration::from_secs(5)).unwrap();
+        let addresses = vec![a, b];
+        let q = WindowQuery {
+            key: "ns/video",
+            namespace: "ns",
+            canary: "r2",
+            stable: "r1",
+            window: Duration::from_secs(5),
+            addresses: &addresses,
+        };
+        let spec = AnalysisSpec::default();
+        let first = analyzer.sample(&spec, &q).await;
+        assert!(matches!(first, Ok(Sample::Baseline { .. })), "{first:?}");
+        let r = analyse(&spec, &first, Timestamp::UNIX_EPOCH);
+        assert_eq!(r.verdict, Verdict::Inconclusive);
+        assert!(r.reasons[0].contains("baseline"));
+
+        *page_a.lock().unwrap() = page(30, 10, 200);
+        *page_b.lock().unwrap() = page(20, 0, 150);
+        let second = analyzer.sample(&spec, &q).await;
+        let Ok(Sample::Window(w)) = &second else {
+            panic!("{second:?}")
+        };
+        assert_eq!(w.canary.requests, 50);
+        assert_eq!(w.canary.server_errors, 10);
+        assert_eq!(w.canary.transformed, 40);
+        assert_eq!(w.stable.requests, 200);
+        let r = analyse(&spec, &second, Timestamp::UNIX_EPOCH);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(
+            r.reasons[0],
+            "canary 5xx 20% (10/50) > maxErrorRatePercent 5"
+        );
+
+        analyzer.scrape().forget("ns/video");
+        let again = analyzer.sample(&spec, &q).await;
+        assert!(matches!(again, Ok(Sample::Baseline { .. })));
+    }
+
+    #[tokio::test]
+    async fn no_readable_pod_is_a_provider_error_and_keeps_the_baseline() {
+        let page_a = Arc::new(Mutex::new(page(10, 0, 100)));
+        let a = metrics_server(page_a.clone()).await;
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let analyzer = Analyzer::new(Duration::from_secs(5)).unwrap();
+        let both = vec![a.clone(), closed.clone()];
+        let only_closed = vec![closed];
+        let mut q = WindowQuery {
+            key: "ns/video",
+            namespace: "ns",
+            canary: "r2",
+            stable: "r1",
+            window: Duration::from_secs(5),
+            addresses: &both,
+        };
+        let spec = AnalysisSpec::default();
+        assert!(matches!(
+            analyzer.sample(&spec, &q).await,
+            Ok(Sample::Baseline { .. })
+        ));
+        q.addresses = &only_closed;
+        let err = analyzer.sample(&spec, &q).await;
+        assert!(
+            matches!(err, Err(ProviderError::NoPodReadable { pods: 1, .. })),
+            "{err:?}"
+        );
+        assert_eq!(
+            analyse(&spec, &err, Timestamp::UNIX_EPOCH).verdict,
+            Verdict::Error
+        );
+        q.addresses = &[];
+        assert!(matches!(
+            analyzer.sample(&spec, &q).await,
+            Err(ProviderError::NoPods)
+        ));
+        *page_a.lock().unwrap() = page(40, 0, 100);
+        q.addresses = &both;
+        let Ok(Sample::Window(w)) = analyzer.sample(&spec, &q).await else {
+            panic!("window expected")
+        };
+        assert_eq!(w.canary.requests, 30);
+        assert!(
+            w.notes.iter().any(|n| n.contains("unreadable")),
+            "{:?}",
+            w.notes
+        );
+    }
+
+    #[test]
+    fn a_prometheus_type_without_its_block_is_a_provider_error() {
+        let mut spec = AnalysisSpec::default();
+        spec.provider.type_ = ProviderType::Prometheus;
+        let analyzer = Analyzer::new(Duration::from_secs(1)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q = WindowQuery {
+            key: "k",
+            namespace: "ns",
+            canary: "r2",
+            stable: "r1",
+            window: Duration::from_secs(5),
+            addresses: &[],
+        };
+        let r = rt.block_on(analyzer.sample(&spec, &q));
+        assert!(matches!(r, Err(ProviderError::MissingPrometheus)));
+    }
+}

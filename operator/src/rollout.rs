@@ -1,0 +1,876 @@
+//! The rollout state machine, pure: from the rollout policy, the request annotations, the last
+//! recorded rollout state and (when a window just ended) an analysis result, to the pointer
+//! (stable, canary, weight), the new rollout state, the revision history and the events.
+//!
+//! No I/O and no clock: the caller passes `now` and the analysis result, so every transition
+//! is a unit test. All state lives in `status` (`rollout`, `heldBack`, `history`), so a new
+//! leader resumes at the same step with the same counters.
+//!
+//! Transitions:
+//!
+//! * **Start**: the spec renders to content that is neither the stable revision nor held back →
+//!   the canary gets `steps[0].weight`. A rollout of other content in progress is `Replaced`.
+//!   With no stable revision yet, or no steps, the new revision takes all traffic at once.
+//! * **Window**: every analysis window's verdict is tallied (`failureLimit`,
+//!   `consecutiveErrorLimit`; inconclusive neither passes nor fails). Data-plane health (ready
+//!   pods below the rollout's baseline, container restarts above it) fails at once.
+//! * **Advance**: a step whose pause has passed with at least one passing window and no
+//!   failure moves to the next weight; after the last step the canary is **promoted**
+//!   (stable := canary) and watched for `bakeSeconds` against the absolute limits.
+//! * **Fail**: weight 0 at once, the revision is `RolledBack` with the numbers that failed it,
+//!   its content is held back until the spec changes (a new generation) or a retry is asked.
+//! * **Requests** (annotations, consumed once acted on): promote, abort, retry, rollback-to-N
+//!   (skips analysis); `paused: "true"` holds the step while present.
+
+use crate::reconcile::{EventSpec, ObservedRevision};
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vr_crds::contract::{self, Pointer};
+use vr_crds::resources::{HeldBack, VideoResizerConfigStatus};
+use vr_crds::rollout::{
+    AnalysisResult, Outcome, ProviderErrorPolicy, RevisionRecord, RolloutSpec, RolloutState,
+    RolloutStatus, Verdict,
+};
+
+/// Most revisions kept in `status.history`.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// A revision as the rollout sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rev {
+    pub number: u64,
+    pub configmap: String,
+    pub hash: String,
+}
+
+impl Rev {
+    /// `r<N>`.
+    pub fn label(&self) -> String {
+        format!("r{}", self.number)
+    }
+
+    /// The revision of `observed` named `configmap`.
+    pub fn find(observed: &[ObservedRevision], configmap: &str) -> Option<Rev> {
+        observed.iter().find(|r| r.name == configmap).map(Rev::from)
+    }
+}
+
+impl From<&ObservedRevision> for Rev {
+    fn from(r: &ObservedRevision) -> Self {
+        Rev {
+            number: r.revision,
+            configmap: r.name.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+/// Everything one rollout step decides from.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    pub spec: &'a RolloutSpec,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub generation: i64,
+    pub prev: &'a VideoResizerConfigStatus,
+    /// The revision the current spec renders to.
+    pub target: Rev,
+    /// The revision serving stable traffic now (from the pointer), if any.
+    pub stable: Option<Rev>,
+    /// Every revision ConfigMap that exists (targets of rollback-to-N).
+    pub revisions: &'a [ObservedRevision],
+    pub ready_replicas: i32,
+    /// Container restarts of the data-plane pods, summed.
+    pub restarts: i32,
+    /// The analysis window that ended now, if one did (verdict `Error` when unreadable).
+    pub window: Option<AnalysisResult>,
+    pub now: Timestamp,
+}
+
+/// What one rollout step decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub pointer: Pointer,
+    pub rollout: Option<RolloutStatus>,
+    pub held_back: Option<HeldBack>,
+    pub history: Vec<RevisionRecord>,
+    /// Request annotations acted on, to remove.
+    pub consumed: Vec<&'static str>,
+    pub events: Vec<EventSpec>,
+    /// Set when this step rolled back or aborted: the reason (for the `RolledBack` condition).
+    pub rolled_back: Option<String>,
+    /// Set when this step promoted a revision (clears the `RolledBack` condition).
+    pub promoted: bool,
+    /// When to look again (the next analysis window or step end), while a rollout runs.
+    pub wake_after: Option<Duration>,
+    /// A rollout (or bake) began now: the caller should take a metrics baseline.
+    pub started: bool,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_string()
+}
+
+fn parse_time(s: &str) -> Option<Timestamp> {
+    s.parse().ok()
+}
+
+fn secs_since(since: &str, now: Timestamp) -> f64 {
+    parse_time(since)
+        .map(|t| now.as_millisecond().saturating_sub(t.as_millisecond()) as f64 / 1000.0)
+        .unwrap_or(f64::MAX)
+}
+
+fn bp(percent: u32) -> u32 {
+    percent.min(100) * 100
+}
+
+/// Records `outcome` for `rev` at the front of `history` (one entry per revision, newest first).
+fn record(
+    history: &mut Vec<RevisionRecord>,
+    rev: &Rev,
+    outcome: Outcome,
+    reason: Option<String>,
+    analysis: Option<AnalysisResult>,
+    now: Timestamp,
+) {
+    let label = rev.label();
+    history.retain(|h| h.revision != label);
+    history.insert(
+        0,
+        RevisionRecord {
+            revision: label,
+            number: rev.number,
+            config_map: rev.configmap.clone(),
+            hash: rev.hash.clone(),
+            outcome,
+            time: rfc3339(now),
+            reason,
+            analysis,
+        },
+    );
+    history.truncate(HISTORY_LIMIT);
+}
+
+/// Marks `rev` superseded if the history says it is stable.
+fn supersede(history: &mut Vec<RevisionRecord>, rev: &Rev, now: Timestamp) {
+    let label = rev.label();
+    if let Some(h) = history.iter_mut().find(|h| h.revision == label) {
+        if h.outcome == Outcome::Stable {
+            h.outcome = Outcome::Superseded;
+            h.time = rfc3339(now);
+        }
+    } else {
+        record(history, rev, Outcome::Superseded, None, None, now);
+    }
+}
+
+fn stable_only(rev: &Rev) -> Pointer {
+    Pointer {
+        stable: rev.configmap.clone(),
+        canary: None,
+        canary_weight_bp: 0,
+    }
+}
+
+fn event(warning: bool, reason: &'static str, note: String) -> EventSpec {
+    EventSpec {
+        warning,
+        reason,
+        note,
+    }
+}
+
+/// One step of the rollout state machine.
+pub fn step(input: Input<'_>) -> Output {
+    let Input {
+        spec,
+        annotations,
+        generation,
+        prev,
+        target,
+        stable,
+        revisions,
+        ready_replicas,
+        restarts,
+        window,
+        now,
+    } = input;
+    let mut out = Output {
+        pointer: stable_only(stable.as_ref().unwrap_or(&target)),
+        rollout: prev.rollout.clone(),
+        held_back: prev.held_back.clone(),
+        history: prev.history.clone(),
+        consumed: Vec::new(),
+        events: Vec::new(),
+        rolled_back: None,
+        promoted: false,
+        wake_after: None,
+        started: false,
+    };
+    let has = |k: &str| annotations.contains_key(k);
+    let paused = annotations
+        .get(contract::ANNOTATION_PAUSED)
+        .is_some_and(|v| v.trim() == "true");
+
+    // A held-back revision is lifted by a new generation.
+    if out
+        .held_back
+        .as_ref()
+        .is_some_and(|h| h.generation != generation)
+    {
+        out.held_back = None;
+    }
+
+    // ---- requests ------------------------------------------------------------------------
+    if let Some(n) = annotations.get(contract::ANNOTATION_ROLLBACK_TO) {
+        out.consumed.push(contract::ANNOTATION_ROLLBACK_TO);
+        let wanted = n.trim().trim_start_matches('r').parse::<u64>().ok();
+        match wanted.and_then(|n| revisions.iter().find(|r| r.revision == n)) {
+            Some(r) => {
+                let to = Rev::from(r);
+                if let Some(ro) = out.rollout.take() {
+                    let was = Rev {
+                        number: ro.revision.trim_start_matches('r').parse().unwrap_or(0),
+                        configmap: ro.config_map.clone(),
+                        hash: ro.hash.clone(),
+                    };
+                    if was.hash != to.hash {
+                        record(
+                            &mut out.history,
+                            &was,
+                            Outcome::RolledBack,
+                            Some(format!("rollback to {} requested", to.label())),
+                            None,
+                            now,
+                        );
+                    }
+                }
+                if let Some(s) = &stable {
+                    if s.hash != to.hash {
+                        supersede(&mut out.history, s, now);
+                    }
+                }
+                record(
+                    &mut out.history,
+                    &to,
+                    Outcome::Stable,
+                    Some("rollback requested".into()),
+                    None,
+                    now,
+                );
+                if target.hash != to.hash {
+                    out.held_back = Some(HeldBack {
+                        hash: target.hash.clone(),
+                        revision: target.label(),
+                        generation,
+                    });
+                }
+                let reason = format!(
+                    "rollback to {} requested; {} is held back until the spec changes or a retry is asked",
+                    to.label(),
+                    target.label()
+                );
+                out.events.push(event(true, "RolledBack", reason.clone()));
+                out.rolled_back = Some(reason);
+                out.pointer = stable_only(&to);
+                return out;
+            }
+            None => out.events.push(event(
+                true,
+                "RollbackRefused",
+                format!(
+                    "annotation {}={n:?}: no such revision ConfigMap (kept: {})",
+                    contract::ANNOTATION_ROLLBACK_TO,
+                    kept(revisions)
+                ),
+            )),
+        }
+    }
+    if has(contract::ANNOTATION_RETRY) {
+        out.consumed.push(contract::ANNOTATION_RETRY);
+        if let Some(h) = out.held_back.take() {
+            out.events.push(event(
+                false,
+                "RetryRequested",
+                format!("retrying {} as requested", h.revision),
+            ));
+        }
+    }
+
+    // The revision serving stable traffic; with none yet the target takes everything.
+    let Some(stable) = stable else {
+        out.pointer = stable_only(&target);
+        record(&mut out.history, &target, Outcome::Stable, None, None, now);
+        out.rollout = None;
+        out.promoted = true;
+        return out;
+    };
+
+    // A bake in progress watches the (new) stable revision, until the spec moves on.
+    if let Some(ro) = out.rollout.clone() {
+        if ro.state == RolloutState::Baking {
+            if target.hash == ro.hash && stable.hash == ro.hash {
+                return bake(out, spec, ro, &stable, window, generation, now);
+            }
+            out.rollout = None;
+        }
+    }
+
+    let held = out
+        .held_back
+        .as_ref()
+        .is_some_and(|h| h.hash == target.hash);
+    if target.hash == stable.hash || held {
+        // Nothing to roll out; a rollout of other content is replaced.
+        if let Some(ro) = out.rollout.take() {
+            if ro.hash != stable.hash {
+                let was = rev_of(&ro);
+                record(
+                    &mut out.history,
+                    &was,
+                    Outcome::Replaced,
+                    Some("the spec changed before its rollout finished".into()),
+                    None,
+                    now,
+                );
+                out.events.push(event(
+                    false,
+                    "RolloutReplaced",
+                    format!("rollout of {} stopped: the spec changed", was.label()),
+                ));
+            }
+        }
+        for k in [contract::ANNOTATION_PROMOTE, contract::ANNOTATION_ABORT] {
+            if has(k) {
+                out.consumed.push(k);
+            }
+        }
+        if !out.history.iter().any(|h| h.hash == stable.hash) {
+            record(&mut out.history, &stable, Outcome::Stable, None, None, now);
+        }
+        out.pointer = stable_only(&stable);
+        return out;
+    }
+
+    // The target differs from stable: a rollout of it runs (or starts now).
+    let mut ro = match out.rollout.take() {
+        Some(ro) if ro.hash == target.hash => ro,
+        other => {
+            if let Some(old) = other {
+                let was = rev_of(&old);
+                record(
+                    &mut out.history,
+                    &was,
+                    Outcome::Replaced,
+                    Some("the spec changed before its rollout finished".into()),
+                    None,
+                    now,
+                );
+            }
+            if spec.steps.is_empty() {
+                // No canary: switch at once.
+                supersede(&mut out.history, &stable, now);
+                record(&mut out.history, &target, Outcome::Stable, None, None, now);
+                out.events.push(event(
+                    false,
+                    "Promoted",
+                    format!(
+                        "{} serves all traffic (no canary steps configured)",
+                        target.label()
+                    ),
+                ));
+                out.pointer = stable_only(&target);
+                out.promoted = true;
+                return out;
+            }
+            let w = spec.steps[0].weight;
+            out.started = true;
+            record(
+                &mut out.history,
+                &target,
+                Outcome::Progressing,
+                None,
+                None,
+                now,
+            );
+            out.events.push(event(
+                false,
+                "RolloutStarted",
+                format!(
+                    "canary {} at {w}% of traffic (step 1/{}), stable {}",
+                    target.label(),
+                    spec.steps.len(),
+                    stable.label()
+                ),
+            ));
+            RolloutStatus {
+                state: RolloutState::Canary,
+                revision: target.label(),
+                config_map: target.configmap.clone(),
+                hash: target.hash.clone(),
+                previous_revision: stable.label(),
+                previous_config_map: stable.configmap.clone(),
+                step: 0,
+                weight: w,
+                started_at: rfc3339(now),
+                step_started_at: rfc3339(now),
+                passed_windows: 0,
+                failed_windows: 0,
+                inconclusive_windows: 0,
+                consecutive_errors: 0,
+                baseline_ready_replicas: ready_replicas,
+                baseline_restarts: restarts,
+                last_analysis: None,
+            }
+        }
+    };
+
+    // Requests that end the rollout now.
+    if has(contract::ANNOTATION_ABORT) {
+        out.consumed.push(contract::ANNOTATION_ABORT);
+        for k in [contract::ANNOTATION_PROMOTE] {
+            if has(k) {
+                out.consumed.push(k);
+            }
+        }
+        return fail(
+            out,
+            &stable,
+            &target,
+            ro,
+            Outcome::Aborted,
+            "abort requested".into(),
+            generation,
+            now,
+        );
+    }
+    if has(contract::ANNOTATION_PROMOTE) {
+        out.consumed.push(contract::ANNOTATION_PROMOTE);
+        out.events.push(event(
+            false,
+            "PromoteRequested",
+            format!(
+                "promoting {} as requested, skipping analysis",
+                target.label()
+            ),
+        ));
+        return promote(out, spec, ro, &stable, &target, false, now);
+    }
+
+    // Health of the data plane.
+    let mut health = None;
+    if ready_replicas < ro.baseline_ready_replicas {
+        health = Some(format!(
+            "ready data-plane pods fell from {} to {ready_replicas} during the rollout",
+            ro.baseline_ready_replicas
+        ));
+    } else if restarts > ro.baseline_restarts {
+        health = Some(format!(
+            "data-plane containers restarted {} time(s) during the rollout",
+            restarts - ro.baseline_restarts
+        ));
+    }
+    if let Some(reason) = health {
+        return fail(
+            out,
+            &stable,
+            &target,
+            ro,
+            Outcome::RolledBack,
+            reason,
+            generation,
+            now,
+        );
+    }
+
+    // The window that just ended.
+    let mut provider_paused = ro.consecutive_errors >= spec.analysis.consecutive_error_limit;
+    if let Some(w) = window {
+        let mut tally = Tally {
+            failed_windows: ro.failed_windows,
+            inconclusive_windows: ro.inconclusive_windows,
+            consecutive_errors: ro.consecutive_errors,
+            passed_windows: ro.passed_windows,
+        };
+        let decision = tally.observe(&spec.analysis, w.verdict);
+        ro.failed_windows = tally.failed_windows;
+        ro.inconclusive_windows = tally.inconclusive_windows;
+        ro.consecutive_errors = tally.consecutive_errors;
+        ro.passed_windows = tally.passed_windows;
+        ro.last_analysis = Some(w.clone());
+        match decision {
+            Decision::Fail => {
+                let reason = format!(
+                    "analysis failed {} window(s) (failureLimit {}): {}",
+                    ro.failed_windows,
+                    spec.analysis.failure_limit,
+                    w.reasons.join("; ")
+                );
+                return fail(
+                    out,
+                    &stable,
+                    &target,
+                    ro,
+                    Outcome::RolledBack,
+                    reason,
+                    generation,
+                    now,
+                );
+            }
+            Decision::ProviderError => match spec.on_provider_error {
+                ProviderErrorPolicy::Rollback => {
+                    let reason = format!(
+                        "metrics unreadable {} times in a row (onProviderError: Rollback): {}",
+                        ro.consecutive_errors,
+                        w.reasons.join("; ")
+                    );
+                    return fail(
+                        out,
+                        &stable,
+                        &target,
+                        ro,
+                        Outcome::RolledBack,
+                        reason,
+                        generation,
+                        now,
+                    );
+                }
+                ProviderErrorPolicy::Pause => {
+                    if !provider_paused {
+                        out.events.push(event(
+                            true,
+                            "AnalysisPaused",
+                            format!(
+                                "metrics unreadable {} times in a row; holding {} at {}% (onProviderError: Pause): {}",
+                                ro.consecutive_errors,
+                                target.label(),
+                                ro.weight,
+                                w.reasons.join("; ")
+                            ),
+                        ));
+                    }
+                    provider_paused = true;
+                }
+            },
+            Decision::Continue => {
+                if w.verdict != Verdict::Error {
+                    if provider_paused {
+                        out.events.push(event(
+                            false,
+                            "AnalysisResumed",
+                            "metrics readable again; the rollout continues".into(),
+                        ));
+                    }
+                    provider_paused = false;
+                }
+            }
+        }
+    }
+    ro.state = if paused || provider_paused {
+        RolloutState::Paused
+    } else {
+        RolloutState::Canary
+    };
+
+    // Advance when the step's pause has passed with a passing window and no failure.
+    let step_idx = ro.step as usize;
+    let pause = spec.steps.get(step_idx).map_or(0, |s| s.pause_seconds) as f64;
+    let elapsed = secs_since(&ro.step_started_at, now);
+    if ro.state == RolloutState::Canary && elapsed >= pause && ro.passed_windows >= 1 {
+        if step_idx + 1 < spec.steps.len() {
+            ro.step += 1;
+            ro.weight = spec.steps[step_idx + 1].weight;
+            ro.step_started_at = rfc3339(now);
+            ro.passed_windows = 0;
+            out.events.push(event(
+                false,
+                "StepAdvanced",
+                format!(
+                    "canary {} at {}% of traffic (step {}/{})",
+                    target.label(),
+                    ro.weight,
+                    ro.step + 1,
+                    spec.steps.len()
+                ),
+            ));
+        } else {
+            return promote(out, spec, ro, &stable, &target, true, now);
+        }
+    }
+
+    out.pointer = Pointer {
+        stable: stable.configmap.clone(),
+        canary: Some(target.configmap.clone()),
+        canary_weight_bp: bp(ro.weight),
+    };
+    out.wake_after = Some(next_wake(spec, &ro, now));
+    out.rollout = Some(ro);
+    out
+}
+
+fn rev_of(ro: &RolloutStatus) -> Rev {
+    Rev {
+        number: ro.revision.trim_start_matches('r').parse().unwrap_or(0),
+        configmap: ro.config_map.clone(),
+        hash: ro.hash.clone(),
+    }
+}
+
+fn kept(revisions: &[ObservedRevision]) -> String {
+    let mut n: Vec<u64> = revisions.iter().map(|r| r.revision).collect();
+    n.sort_unstable();
+    n.iter()
+        .map(|n| format!("r{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Time until the next analysis window ends or the step's pause is over, whichever is first.
+fn next_wake(spec: &RolloutSpec, ro: &RolloutStatus, now: Timestamp) -> Duration {
+    let interval = f64::from(spec.analysis.interval_seconds.max(1));
+    let since_window = ro
+        .last_analysis
+        .as_ref()
+        .map(|a| secs_since(&a.time, now))
+        .unwrap_or_else(|| secs_since(&ro.step_started_at, now));
+    let to_window = (interval - since_window).max(0.0);
+    let pause = spec
+        .steps
+        .get(ro.step as usize)
+        .map_or(0, |s| s.pause_seconds) as f64;
+    let to_step = (pause - secs_since(&ro.step_started_at, now)).max(0.0);
+    let wake = if to_step > 0.0 {
+        to_window.min(to_step)
+    } else {
+        to_window
+    };
+    Duration::from_millis((wake * 1000.0) as u64).max(Duration::from_millis(200))
+}
+
+/// Whether an analysis window of the running rollout has ended by `now`.
+pub fn window_due(spec: &RolloutSpec, ro: &RolloutStatus, now: Timestamp) -> bool {
+    let since = ro
+        .last_analysis
+        .as_ref()
+        .map(|a| secs_since(&a.time, now))
+        .unwrap_or_else(|| secs_since(&ro.step_started_at, now));
+    since + 0.05 >= f64::from(spec.analysis.interval_seconds.max(1))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fail(
+    mut out: Output,
+    stable: &Rev,
+    target: &Rev,
+    ro: RolloutStatus,
+    outcome: Outcome,
+    reason: String,
+    generation: i64,
+    now: Timestamp,
+) -> Output {
+    record(
+        &mut out.history,
+        target,
+        outcome,
+        Some(reason.clone()),
+        ro.last_analysis.clone(),
+        now,
+    );
+    out.held_back = Some(HeldBack {
+        hash: target.hash.clone(),
+        revision: target.label(),
+        generation,
+    });
+    let verb = if outcome == Outcome::Aborted {
+        "Aborted"
+    } else {
+        "RolledBack"
+    };
+    let msg = format!(
+        "{} taken out of traffic at {}% (weight 0), {} serves everything: {reason}",
+        target.label(),
+        ro.weight,
+        stable.label()
+    );
+    out.events.push(event(true, verb, msg.clone()));
+    out.rolled_back = Some(msg);
+    out.pointer = stable_only(stable);
+    out.rollout = None;
+    out
+}
+
+fn promote(
+    mut out: Output,
+    spec: &RolloutSpec,
+    mut ro: RolloutStatus,
+    stable: &Rev,
+    target: &Rev,
+    bake: bool,
+    now: Timestamp,
+) -> Output {
+    supersede(&mut out.history, stable, now);
+    record(
+        &mut out.history,
+        target,
+        Outcome::Stable,
+        None,
+        ro.last_analysis.clone(),
+        now,
+    );
+    out.events.push(event(
+        false,
+        "Promoted",
+        format!(
+            "{} promoted: it serves all traffic (was {})",
+            target.label(),
+            stable.label()
+        ),
+    ));
+    out.pointer = stable_only(target);
+    out.promoted = true;
+    if bake && spec.bake_seconds > 0 {
+        ro.state = RolloutState::Baking;
+        ro.weight = 100;
+        ro.step_started_at = rfc3339(now);
+        ro.passed_windows = 0;
+        ro.last_analysis = None;
+        out.started = true;
+        out.wake_after = Some(Duration::from_secs(
+            spec.analysis.interval_seconds.max(1).into(),
+        ));
+        out.rollout = Some(ro);
+    } else {
+        out.rollout = None;
+    }
+    out
+}
+
+/// After promotion: the new stable revision against the absolute limits, for `bakeSeconds`.
+#[allow(clippy::too_many_arguments)]
+fn bake(
+    mut out: Output,
+    spec: &RolloutSpec,
+    mut ro: RolloutStatus,
+    stable: &Rev,
+    window: Option<AnalysisResult>,
+    generation: i64,
+    now: Timestamp,
+) -> Output {
+    out.pointer = stable_only(stable);
+    if let Some(w) = window {
+        let failed = w.verdict == Verdict::Fail;
+        ro.last_analysis = Some(w.clone());
+        if failed {
+            let previous = Rev {
+                number: ro
+                    .previous_revision
+                    .trim_start_matches('r')
+                    .parse()
+                    .unwrap_or(0),
+                configmap: ro.previous_config_map.clone(),
+                hash: String::new(),
+            };
+            let reason = format!(
+                "failed during the bake after promotion: {}",
+                w.reasons.join("; ")
+            );
+            record(
+                &mut out.history,
+                stable,
+                Outcome::RolledBack,
+                Some(reason.clone()),
+                Some(w),
+                now,
+            );
+            if let Some(h) = out
+                .history
+                .iter_mut()
+                .find(|h| h.revision == previous.label())
+            {
+                h.outcome = Outcome::Stable;
+                h.time = rfc3339(now);
+            }
+            out.held_back = Some(HeldBack {
+                hash: stable.hash.clone(),
+                revision: stable.label(),
+                generation,
+            });
+            let msg = format!(
+                "{} rolled back to {}: {reason}",
+                stable.label(),
+                previous.label()
+            );
+            out.events.push(event(true, "RolledBack", msg.clone()));
+            out.rolled_back = Some(msg);
+            out.pointer = stable_only(&previous);
+            out.rollout = None;
+            return out;
+        }
+    }
+    if secs_since(&ro.step_started_at, now) >= f64::from(spec.bake_seconds) {
+        out.events.push(event(
+            false,
+            "BakeComplete",
+            format!("{} passed its bake time", stable.label()),
+        ));
+        out.rollout = None;
+        return out;
+    }
+    out.wake_after = Some(next_wake(spec, &ro, now));
+    out.rollout = Some(ro);
+    out
+}
+
+/// What the tally of analysis windows says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Continue,
+    Fail,
+    ProviderError,
+}
+
+/// The window counters of a rollout (kept in `status.rollout`).
+struct Tally {
+    failed_windows: u32,
+    inconclusive_windows: u32,
+    consecutive_errors: u32,
+    passed_windows: u32,
+}
+
+impl Tally {
+    fn observe(&mut self, spec: &vr_crds::rollout::AnalysisSpec, v: Verdict) -> Decision {
+        if v != Verdict::Error {
+            self.consecutive_errors = 0;
+        }
+        match v {
+            Verdict::Pass => {
+                self.passed_windows += 1;
+                Decision::Continue
+            }
+            Verdict::Inconclusive => {
+                self.inconclusive_windows += 1;
+                Decision::Continue
+            }
+            Verdict::Fail => {
+                self.failed_windows += 1;
+                if self.failed_windows > spec.failure_limit {
+                    Decision::Fail
+                } else {
+                    Decision::Continue
+                }
+            }
+            Verdict::Error => {
+                self.consecutive_errors += 1;
+                if self.consecutive_errors >= spec.consecutive_error_limit {
+                    Decision::ProviderError
+                } else {
+                    Decision::Continue
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
