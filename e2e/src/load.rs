@@ -75,10 +75,7 @@ impl Load {
 
     /// Answers sent at or after `from` (time since the load started).
     pub fn hits_since(&self, from: Duration) -> Vec<Hit> {
-        self.hits()
-            .into_iter()
-            .filter(|h| h.sent >= from)
-            .collect()
+        self.hits().into_iter().filter(|h| h.sent >= from).collect()
     }
 
     /// Stops sending and waits for requests in flight.
@@ -112,7 +109,8 @@ async fn run(plan: Plan, stop: Arc<AtomicBool>, hits: Arc<Mutex<Vec<Hit>>>, star
     let sem = Arc::new(tokio::sync::Semaphore::new(plan.max_in_flight.max(1)));
     let mut order: Vec<usize> = (0..plan.urls.len()).collect();
     shuffle(&mut order);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(plan.rate.max(1))));
+    let mut tick =
+        tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(plan.rate.max(1))));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut n: usize = 0;
     let mut tasks = tokio::task::JoinSet::new();

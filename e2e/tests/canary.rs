@@ -55,7 +55,9 @@ impl World {
         // Network-namespace guard: without it, pod addresses are not local.
         let local = std::net::TcpListener::bind((pod_ip(0), 0));
         if local.is_err() {
-            bail!("10.244.0.0/24 is not local: run this suite through e2e/run canary (e2e/netns.sh)");
+            bail!(
+                "10.244.0.0/24 is not local: run this suite through e2e/run canary (e2e/netns.sh)"
+            );
         }
         drop(local);
         let cp = ControlPlane::start()?;
@@ -306,8 +308,7 @@ fn load_plan(rate: u32, misses_per_mille: usize, limit: Duration) -> load::Plan 
 async fn requests(labels: &[(&str, &str)]) -> f64 {
     let mut total = 0.0;
     for i in 0..PODS {
-        let Ok(r) = reqwest::get(format!("http://{}:{ADMIN_PORT}/metrics", pod_ip(i))).await
-        else {
+        let Ok(r) = reqwest::get(format!("http://{}:{ADMIN_PORT}/metrics", pod_ip(i))).await else {
             continue;
         };
         let text = r.text().await.unwrap_or_default();
@@ -454,8 +455,7 @@ async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
         assert_eq!(outcome(&c, "r2"), Some(Outcome::Stable));
         assert_eq!(outcome(&c, "r1"), Some(Outcome::Superseded));
         wait_rollout(&run.vrcs, "the bake to end", Duration::from_secs(30), |c| {
-            rollout_of(c).is_none()
-                && condition(c, "Ready").as_deref() == Some("True")
+            rollout_of(c).is_none() && condition(c, "Ready").as_deref() == Some("True")
         })
         .await?;
         let hits = load.stop().await;
@@ -466,7 +466,11 @@ async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
             failed.len(),
             hits.iter().filter(|h| h.fallback.is_some()).count()
         );
-        anyhow::ensure!(failed.is_empty(), "failed requests: {:?}", &failed[..failed.len().min(5)]);
+        anyhow::ensure!(
+            failed.is_empty(),
+            "failed requests: {:?}",
+            &failed[..failed.len().min(5)]
+        );
         for (weight, share) in shares {
             anyhow::ensure!(
                 (share - weight).abs() <= 4.0,
@@ -764,7 +768,11 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
             .position(|p| p.name == holder)
             .context("the leader is one of ours")?;
         run.ops[idx].kill();
-        println!("LEADER killed {holder} at step {} ({}%)", before.step + 1, before.weight);
+        println!(
+            "LEADER killed {holder} at step {} ({}%)",
+            before.step + 1,
+            before.weight
+        );
         let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(120), |c| {
             outcome(c, "r2") == Some(Outcome::Stable)
         })
@@ -814,7 +822,10 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
             rollout_of(c).is_some_and(|r| r.revision == "r3")
         })
         .await?;
-        anyhow::ensure!(c.metadata.generation == generation, "the spec did not change");
+        anyhow::ensure!(
+            c.metadata.generation == generation,
+            "the spec did not change"
+        );
         anyhow::ensure!(
             c.metadata
                 .annotations
@@ -822,10 +833,16 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
                 .is_none_or(|a| !a.contains_key(contract::ANNOTATION_RETRY)),
             "the request annotation is consumed"
         );
-        println!("RETRY r3 running again at {}%", rollout_of(&c).map_or(0, |r| r.weight));
-        wait_rollout(&run.vrcs, "r3 rolled back again", Duration::from_secs(60), |c| {
-            outcome(c, "r3") == Some(Outcome::RolledBack) && rollout_of(c).is_none()
-        })
+        println!(
+            "RETRY r3 running again at {}%",
+            rollout_of(&c).map_or(0, |r| r.weight)
+        );
+        wait_rollout(
+            &run.vrcs,
+            "r3 rolled back again",
+            Duration::from_secs(60),
+            |c| outcome(c, "r3") == Some(Outcome::RolledBack) && rollout_of(c).is_none(),
+        )
         .await?;
         // Rollback to r1: immediate, no analysis.
         let t0 = Instant::now();
@@ -845,7 +862,12 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
             ))
             .await
             .ok()?;
-            let rev = r.headers().get("x-config-revision")?.to_str().ok()?.to_owned();
+            let rev = r
+                .headers()
+                .get("x-config-revision")?
+                .to_str()
+                .ok()?
+                .to_owned();
             (rev == "r1").then_some(())
         })
         .await;

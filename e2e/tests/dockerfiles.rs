@@ -34,7 +34,10 @@ fn check(name: &str, package: &str, bin: &str) -> String {
 fn dockerfiles_build_what_the_e2e_suites_test_and_run_as_non_root() {
     let dp = check("dataplane.Dockerfile", "vr-dataplane", "vr-dataplane");
     let runtime = dp.split("AS runtime").nth(1).expect("runtime stage");
-    assert!(runtime.contains("ffmpeg"), "the data plane image carries ffmpeg");
+    assert!(
+        runtime.contains("ffmpeg"),
+        "the data plane image carries ffmpeg"
+    );
     check("operator.Dockerfile", "vr-operator", "vr-operator");
     check("cli.Dockerfile", "vr-cli", "vrctl");
 }

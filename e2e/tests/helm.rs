@@ -27,7 +27,7 @@ const OPERATOR: &str = "vr-video-resizer-operator";
 
 /// Set when the operator consumes the rollout request annotations (the canary work): the
 /// rollback/retry test then asserts the operator's effect, not only that the request arrived.
-const OPERATOR_CONSUMES_REQUESTS: bool = false;
+const OPERATOR_CONSUMES_REQUESTS: bool = true;
 
 fn chart() -> PathBuf {
     repo().join("charts/video-resizer")
@@ -857,19 +857,64 @@ async fn cli_requests(cp: &ControlPlane, ns: &str) -> Result<()> {
             "rollback: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let o = vrc(cp, ns, "web").context("web")?;
-        ensure!(o["status"]["activeRevision"] == "r1", "{:?}", o["status"]);
+        let o = wait_for(
+            "r1 stable, r2 held back",
+            Duration::from_secs(60),
+            || async {
+                let o = vrc(cp, ns, "web")?;
+                (observed(&o)
+                    && o["status"]["activeRevision"] == "r1"
+                    && o["status"]["heldBack"]["revision"] == "r2")
+                    .then_some(o)
+            },
+        )
+        .await?;
+        // A rolled-back config is Degraded for Argo CD (the spec's revision does not serve).
+        let dir = tempfile::tempdir()?;
+        let (status, message) = argocd_health(&o, dir.path())?;
+        eprintln!("ARGOCD rolled-back: {status} ({message})");
+        ensure!(
+            status == "Degraded",
+            "rolled back: health {status} ({message}): {:#}",
+            o["status"]
+        );
+        if let Ok(to) = std::env::var("VR_CAPTURE_FIXTURES") {
+            std::fs::write(
+                Path::new(&to).join("degraded-rolled-back.json"),
+                serde_json::to_string_pretty(&o)?,
+            )?;
+        }
         let out = vrctl(&["retry", "web", "--wait", "60", "-o", "json"], Some(&kc))?;
         ensure!(
             out.status.success(),
             "retry: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        wait_for("r2 active again", Duration::from_secs(120), || async {
+        let o = wait_for("r2 rolling out again", Duration::from_secs(60), || async {
             let o = vrc(cp, ns, "web")?;
-            (o["status"]["activeRevision"] == "r2").then_some(())
+            (o["status"]["heldBack"].is_null() && o["status"]["rollout"]["revision"] == "r2")
+                .then_some(o)
         })
         .await?;
+        let (status, message) = argocd_health(&o, dir.path())?;
+        eprintln!("ARGOCD canary after retry: {status} ({message})");
+        ensure!(
+            status == "Progressing",
+            "retried canary: health {status} ({message})"
+        );
+        if let Ok(to) = std::env::var("VR_CAPTURE_FIXTURES") {
+            std::fs::write(
+                Path::new(&to).join("progressing-canary-after-retry.json"),
+                serde_json::to_string_pretty(&o)?,
+            )?;
+        }
+        let out = vrctl(&["history", "web"], Some(&kc))?;
+        eprintln!(
+            "VRCTL history after rollback and retry:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let out = vrctl(&["status", "web"], Some(&kc))?;
+        eprintln!("VRCTL status:\n{}", String::from_utf8_lossy(&out.stdout));
     } else {
         let out = vrctl(&["rollback", "web", "--to", "1", "-o", "json"], Some(&kc))?;
         ensure!(

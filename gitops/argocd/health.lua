@@ -5,12 +5,14 @@
 -- canary is running, paused or baking.
 --
 --   spec not observed yet (observedGeneration < generation)  -> Progressing
+--   rollout paused (status.rollout.state == Paused)            -> Suspended
+--   Progressing=True (canary steps, a retry, waiting for pods) -> Progressing
 --   RolledBack=True (the spec's revision was rolled back)      -> Degraded  (needs a fix or a retry)
 --   Degraded=True (invalid spec, workload short of replicas)   -> Degraded
---   rollout paused (status.rollout.state == Paused)            -> Suspended
---   Progressing=True (canary steps, waiting for pods)          -> Progressing
 --   Ready=True                                                 -> Healthy
 --   anything else                                              -> Progressing (waiting)
+-- A rollout in progress wins over a RolledBack condition that is still set from the previous
+-- attempt (after `vrctl retry` the canary runs again while RolledBack stays until promotion).
 local hs = {}
 
 local function condition(status, type_)
@@ -50,20 +52,6 @@ if generation ~= nil and (status.observedGeneration == nil or status.observedGen
   return hs
 end
 
-local rolledBack = condition(status, "RolledBack")
-if rolledBack ~= nil and rolledBack.status == "True" then
-  hs.status = "Degraded"
-  hs.message = "Rolled back: " .. says(rolledBack, "the new revision failed its analysis")
-  return hs
-end
-
-local degraded = condition(status, "Degraded")
-if degraded ~= nil and degraded.status == "True" then
-  hs.status = "Degraded"
-  hs.message = says(degraded, "Degraded")
-  return hs
-end
-
 if status.rollout ~= nil and status.rollout.state == "Paused" then
   hs.status = "Suspended"
   hs.message = "Rollout of " .. tostring(status.rollout.revision) .. " paused at "
@@ -75,6 +63,20 @@ local progressing = condition(status, "Progressing")
 if progressing ~= nil and progressing.status == "True" then
   hs.status = "Progressing"
   hs.message = says(progressing, "Progressing")
+  return hs
+end
+
+local rolledBack = condition(status, "RolledBack")
+if rolledBack ~= nil and rolledBack.status == "True" then
+  hs.status = "Degraded"
+  hs.message = "Rolled back: " .. says(rolledBack, "the new revision failed its analysis")
+  return hs
+end
+
+local degraded = condition(status, "Degraded")
+if degraded ~= nil and degraded.status == "True" then
+  hs.status = "Degraded"
+  hs.message = says(degraded, "Degraded")
   return hs
 end
 

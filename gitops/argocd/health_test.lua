@@ -38,8 +38,13 @@ expect("invalid spec", { metadata = meta, status = { observedGeneration = 2,
   conditions = { cond("Ready", "False", "InvalidSpec", "spec.x: bad"), cond("Degraded", "True", "InvalidSpec", "spec.x: bad") } } },
   "Degraded", "spec.x: bad")
 expect("rolled back", { metadata = meta, status = { observedGeneration = 2,
-  conditions = { cond("Ready", "True", "Available", ""), cond("Degraded", "True", "RolledBack", "r2 failed"),
+  conditions = { cond("Ready", "True", "Available", ""), cond("Progressing", "False", "Reconciled", ""),
+    cond("Degraded", "True", "RolledBack", "r2 failed"),
     cond("RolledBack", "True", "AnalysisFailed", "error rate 12% > 5%") } } }, "Degraded", "error rate 12%")
+expect("retried after a rollback", { metadata = meta, status = { observedGeneration = 2,
+  rollout = { state = "Canary", revision = "r2", weight = 10 },
+  conditions = { cond("Ready", "False", "RolloutInProgress", ""), cond("Progressing", "True", "Canary", "canary r2 at 10%"),
+    cond("RolledBack", "True", "RolledBack", "rollback to r1 requested") } } }, "Progressing", "canary r2")
 expect("paused", { metadata = meta, status = { observedGeneration = 2,
   rollout = { state = "Paused", revision = "r3", weight = 50 },
   conditions = { cond("Ready", "True", "Available", ""), cond("Progressing", "True", "Paused", "") } } },

@@ -8,9 +8,9 @@
 
 use crate::analysis::{self, Analyzer, WindowQuery};
 use crate::children;
-use crate::rollout;
 use crate::metrics::{Metrics, ReconcileLabels};
 use crate::reconcile::{self, Observed, ObservedRevision, Settings};
+use crate::rollout;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
