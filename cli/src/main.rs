@@ -534,7 +534,7 @@ fn status_text(ns: &str, cfg: &VideoResizerConfig) -> String {
         ));
     }
     if let Some(r) = &st.rollout {
-        let state = serde_json::to_value(&r.state)
+        let state = serde_json::to_value(r.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
@@ -584,7 +584,7 @@ fn history_text(cfg: &VideoResizerConfig) -> String {
         "REVISION", "OUTCOME", "TIME", "CONFIGMAP", "REASON"
     );
     for r in &st.history {
-        let outcome = serde_json::to_value(&r.outcome)
+        let outcome = serde_json::to_value(r.outcome)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
