@@ -10,10 +10,12 @@
 //! * [`render`] — the pure function from those resources to a validated, hashed data-plane
 //!   config document.
 //! * [`rollout`] — the canary rollout policy and the rollout state recorded in status.
+//! * [`reference`] — Markdown reference pages generated from the CRD schema.
 
 pub mod contract;
 pub mod dataplane;
 pub mod media;
+pub mod reference;
 pub mod render;
 pub mod resources;
 pub mod rollout;

@@ -46,14 +46,26 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver (and the GC controller) and applies the CRDs and the
     /// operator's RBAC.
     pub fn start() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    /// Starts an empty control plane: no CRDs, no operator RBAC (what a Helm chart installs).
+    pub fn start_empty() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    fn start_with(install: bool) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("vr-e2e-").tempdir()?;
         let script = repo().join("e2e/k8s/control-plane.sh");
-        let out = Command::new(&script)
-            .arg("start")
+        let mut cmd = Command::new(&script);
+        cmd.arg("start")
             .arg(dir.path())
-            .env("K8S_WATCH_PID", std::process::id().to_string())
+            .env("K8S_WATCH_PID", std::process::id().to_string());
+        if install {
             // CRDs first, so the garbage collector knows the owner kind from its start.
-            .env("K8S_CRDS", repo().join("crds/videoresizer.io_crds.yaml"))
+            cmd.env("K8S_CRDS", repo().join("crds/videoresizer.io_crds.yaml"));
+        }
+        let out = cmd
             .stdin(Stdio::null())
             .output()
             .context("running control-plane.sh")?;
@@ -65,6 +77,9 @@ impl ControlPlane {
         }
         let env = read_env(&dir.path().join("env"))?;
         let cp = ControlPlane { dir, env };
+        if !install {
+            return Ok(cp);
+        }
         cp.kubectl(&[
             "apply",
             "-f",
@@ -155,7 +170,12 @@ impl ControlPlane {
     }
 
     fn kubectl_path(&self) -> PathBuf {
-        PathBuf::from(self.get("K8S_BIN")).join("kubectl")
+        self.k8s_bin("kubectl")
+    }
+
+    /// A program of the Kubernetes toolbox (`kubectl`, `helm`) installed by `e2e/k8s/install.sh`.
+    pub fn k8s_bin(&self, name: &str) -> PathBuf {
+        PathBuf::from(self.get("K8S_BIN")).join(name)
     }
 
     /// An admin client.

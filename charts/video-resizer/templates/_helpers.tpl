@@ -1,0 +1,70 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "vr.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of every object name. */}}
+{{- define "vr.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the operator's objects (Deployment, Service, ClusterRole, Lease...). */}}
+{{- define "vr.operator" -}}
+{{- printf "%s-operator" (include "vr.fullname" .) -}}
+{{- end -}}
+
+{{/* The operator's ServiceAccount. */}}
+{{- define "vr.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "vr.operator" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels that select the operator's pods (stable across upgrades). */}}
+{{- define "vr.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vr.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Labels on every object of the release. */}}
+{{- define "vr.labels" -}}
+{{ include "vr.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: video-resizer
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Image reference: repository:tag, the tag defaulting to the appVersion. */}}
+{{- define "vr.image" -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" .image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of the leader-election Lease. */}}
+{{- define "vr.leaseName" -}}
+{{- include "vr.operator" . -}}
+{{- end -}}
+
+{{/* Fails the render when an optional monitoring object needs an API the cluster lacks. */}}
+{{- define "vr.requireApi" -}}
+{{- if not (.root.Capabilities.APIVersions.Has .api) -}}
+{{- fail (printf "%s is true, but the cluster does not serve %s (install the Prometheus Operator's CRDs, or set it to false)" .value .api) -}}
+{{- end -}}
+{{- end -}}
