@@ -62,6 +62,8 @@ pub struct App {
     pub admission: Admission,
     pub transcoder: Transcoder,
     pub origin_state: Arc<OriginState>,
+    /// The shared S3 layer (lowest), pointed at a bucket by each installed revision.
+    pub shared: Arc<crate::cache::shared::SharedLayer>,
     pub audit: AuditLog,
     pub work_dir: PathBuf,
     pub started: Instant,
@@ -167,7 +169,14 @@ impl App {
                 DiskLayer::open(disk.dir.clone(), disk.max_bytes, metrics.clone()).await?,
             ));
         }
+        let shared = crate::cache::shared::SharedLayer::new(
+            metrics.clone(),
+            settings.work_dir.clone(),
+            layers.clone(),
+        );
+        layers.push(shared.clone());
         Ok(Arc::new(App {
+            shared,
             live: ArcSwapOption::empty(),
             cache: Cache::new(layers, metrics.clone()),
             flights: Flights::default(),
@@ -226,6 +235,7 @@ impl App {
             })
             .inc();
         tracing::info!(revision = %new_rev, digest = %rt.digest, "config revision active");
+        self.shared.configure(rt.shared_cache.clone());
         self.live.store(Some(Arc::new(rt)));
     }
 

@@ -124,6 +124,16 @@ pub struct AdminLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of presigned-URL lookups.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PresignLabels {
+    pub origin: String,
+    pub source: String,
+    /// `hit` (a cached URL outside the safety margin), `miss` (signed on the request path),
+    /// `refresh` (re-signed in the background before the margin).
+    pub result: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms … ~65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -155,6 +165,11 @@ pub struct Metrics {
     pub config_loads: Family<LoadLabels, Counter>,
     pub config_active: Family<ActiveLabels, Gauge>,
     pub admin_requests: Family<AdminLabels, Counter>,
+    pub presign: Family<PresignLabels, Counter>,
+    /// Operations on the shared S3 cache layer that failed because the bucket was unreachable.
+    pub shared_cache_errors: Counter,
+    /// 1 while the shared S3 cache layer is reachable, 0 while it is not.
+    pub shared_cache_up: Gauge,
 }
 
 impl Metrics {
@@ -182,6 +197,9 @@ impl Metrics {
             config_loads: Family::default(),
             config_active: Family::default(),
             admin_requests: Family::default(),
+            presign: Family::default(),
+            shared_cache_errors: Counter::default(),
+            shared_cache_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -273,6 +291,21 @@ impl Metrics {
             "admin_requests",
             "Admin API actions by outcome",
             m.admin_requests.clone(),
+        );
+        registry.register(
+            "presigned_urls",
+            "Presigned-URL lookups by origin, source and result (hit, miss, refresh)",
+            m.presign.clone(),
+        );
+        registry.register(
+            "shared_cache_errors",
+            "Shared S3 cache layer operations that failed (the bucket was unreachable or refused)",
+            m.shared_cache_errors.clone(),
+        );
+        registry.register(
+            "shared_cache_up",
+            "Whether the shared S3 cache layer answered its last operation (1) or not (0)",
+            m.shared_cache_up.clone(),
         );
         Metrics { registry, ..m }
     }
