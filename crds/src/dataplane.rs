@@ -692,8 +692,11 @@ pub struct CacheConfig {
     /// On-disk layer (off when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskCache>,
-    /// Shared layer in an S3 bucket, below memory and disk (off when omitted).
+    /// Shared layer in an S3 bucket, below memory and disk (off when omitted). Not part of
+    /// the CRD's `spec.cache` (whose credentials are Secret references): the CRD has
+    /// `spec.sharedCache`, which the renderer maps here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
     pub shared: Option<SharedCache>,
     /// Prefix of generated cache tags.
     #[serde(default = "default_tag_prefix")]
