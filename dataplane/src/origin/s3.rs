@@ -257,3 +257,61 @@ fn source_error(f: Failure, timeout: Duration) -> SourceError {
         Failure::Network(d) => SourceError::Network(d),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, secret: Option<&str>) -> vr_crds::dataplane::S3Source {
+        let id = dir.join("id");
+        let sec = dir.join("secret");
+        std::fs::write(&id, "AKIDEXAMPLE\n").unwrap();
+        if let Some(s) = secret {
+            std::fs::write(&sec, s).unwrap();
+        }
+        let yaml = format!(
+            "name: bucket\nbucket: media\nendpoint: http://127.0.0.1:9\nforcePathStyle: true\nkey: 'raw/${{name}}.mp4'\ncredentials:\n  accessKeyIdFile: {}\n  secretAccessKeyFile: {}\n",
+            id.display(),
+            sec.display()
+        );
+        serde_yaml::from_str(&yaml).unwrap()
+    }
+
+    #[test]
+    fn a_missing_secret_file_fails_the_compile_naming_the_field_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = S3Source::compile(&config(dir.path(), None), Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.0, "credentials.secretAccessKeyFile");
+        assert!(!err.1.contains("AKIDEXAMPLE"), "{}", err.1);
+    }
+
+    #[tokio::test]
+    async fn keys_that_could_climb_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            S3Source::compile(&config(dir.path(), Some("s3cr3t")), Duration::from_secs(5)).unwrap();
+        let caps = |v: &str| vec![("name".to_string(), v.to_string())];
+        assert_eq!(s.key(&caps("a")).unwrap(), "raw/a.mp4");
+        assert!(matches!(s.key(&caps("../x")), Err(SourceError::BadPath(_))));
+        assert_eq!(s.display_key("raw/a.mp4"), "s3://media/raw/a.mp4");
+    }
+
+    #[tokio::test]
+    async fn a_presigned_url_is_signed_for_the_configured_lifetime_without_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            S3Source::compile(&config(dir.path(), Some("s3cr3t")), Duration::from_secs(5)).unwrap();
+        let url = s.presign_get("raw/a.mp4", SystemTime::now()).await.unwrap();
+        assert!(
+            url.starts_with("http://127.0.0.1:9/media/raw/a.mp4?"),
+            "{url}"
+        );
+        assert!(url.contains("X-Amz-Expires=3600"), "{url}");
+        assert!(url.contains("X-Amz-Signature="), "{url}");
+        assert!(
+            url.contains("AKIDEXAMPLE"),
+            "the access key id is part of a presigned URL"
+        );
+        assert!(!url.contains("s3cr3t"), "{url}");
+    }
+}
