@@ -2,18 +2,23 @@
 //! bucket block (endpoint, region, path-style, credentials from files or the default AWS
 //! provider chain), and the classification of S3 failures.
 //!
-//! Credentials are read once, when a config revision is compiled, so a missing or unreadable
-//! Secret fails the reload (naming the config path) and never a request. The client carries
-//! no timeout of its own: callers bound each operation.
+//! Credential files are read when a config revision is compiled, so a missing or unreadable
+//! Secret fails the reload (naming the config path) and never a request; afterwards they are
+//! re-read at most every [`CREDENTIALS_REREAD`], so a rotated Secret (kubelet rewrites the
+//! mounted files) is picked up without a new revision, and the owner is told the new
+//! fingerprint (the presign cache drops URLs signed with the old keys). The client carries no
+//! timeout of its own: callers bound each operation.
 
 use aws_credential_types::provider::{self, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::{BehaviorVersion, Region};
 use aws_sdk_s3::error::SdkError;
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
 use tokio::sync::OnceCell;
-use vr_crds::dataplane::S3Bucket;
+use tokio::time::Instant;
+use vr_crds::dataplane::{S3Bucket, S3Credentials};
 
 /// A compiled S3 connection: client, bucket, and a fingerprint of the credentials.
 #[derive(Clone, Debug)]
@@ -40,33 +45,31 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .clone()
 }
 
+/// How often credential files are re-read (and how long the SDK keeps what they said).
+pub const CREDENTIALS_REREAD: Duration = Duration::from_secs(30);
+
+/// Called with the new fingerprint when a source's credential files change.
+pub type OnRotate = Arc<dyn Fn(&str) + Send + Sync>;
+
 impl Connection {
     /// Builds a connection for `b`; static credentials are read from their files now.
     /// Errors are `(field, message)` relative to the bucket block, e.g.
     /// `("credentials.secretAccessKeyFile", "cannot read …")`; never the content of a secret.
-    pub fn compile(b: &S3Bucket) -> Result<Connection, (&'static str, String)> {
+    pub fn compile(
+        b: &S3Bucket,
+        on_rotate: Option<OnRotate>,
+    ) -> Result<Connection, (&'static str, String)> {
         let region = Region::new(b.region.clone());
         let (provider, fingerprint) = match &b.credentials {
             Some(c) => {
-                let id = read_secret(&c.access_key_id_file)
-                    .map_err(|m| ("credentials.accessKeyIdFile", m))?;
-                let secret = read_secret(&c.secret_access_key_file)
-                    .map_err(|m| ("credentials.secretAccessKeyFile", m))?;
-                let token = match &c.session_token_file {
-                    Some(f) => {
-                        Some(read_secret(f).map_err(|m| ("credentials.sessionTokenFile", m))?)
-                    }
-                    None => None,
+                let (creds, fp) = read_credentials(c)?;
+                let files = FileCredentials {
+                    files: c.clone(),
+                    state: Mutex::new((Instant::now(), creds, fp.clone())),
+                    on_rotate,
                 };
-                let mut h = Sha256::new();
-                for part in [id.as_str(), &secret, token.as_deref().unwrap_or("")] {
-                    h.update(part.as_bytes());
-                    h.update([0]);
-                }
-                let fp = hex::encode(&h.finalize()[..8]);
-                let creds = Credentials::new(id, secret, token, None, "video-resizer-files");
                 (
-                    aws_sdk_s3::config::SharedCredentialsProvider::new(creds),
+                    aws_sdk_s3::config::SharedCredentialsProvider::new(files),
                     fp,
                 )
             }
@@ -94,6 +97,81 @@ impl Connection {
             bucket: b.bucket.clone(),
             credentials_fingerprint: fingerprint,
         })
+    }
+}
+
+/// Reads a credentials block: the credentials (expiring after [`CREDENTIALS_REREAD`], so the
+/// SDK asks again) and their fingerprint. Errors are `(field, message)`.
+fn read_credentials(c: &S3Credentials) -> Result<(Credentials, String), (&'static str, String)> {
+    let id = read_secret(&c.access_key_id_file).map_err(|m| ("credentials.accessKeyIdFile", m))?;
+    let secret = read_secret(&c.secret_access_key_file)
+        .map_err(|m| ("credentials.secretAccessKeyFile", m))?;
+    let token = match &c.session_token_file {
+        Some(f) => Some(read_secret(f).map_err(|m| ("credentials.sessionTokenFile", m))?),
+        None => None,
+    };
+    let mut h = Sha256::new();
+    for part in [id.as_str(), &secret, token.as_deref().unwrap_or("")] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let fp = hex::encode(&h.finalize()[..8]);
+    let expiry = SystemTime::now() + CREDENTIALS_REREAD;
+    let creds = Credentials::new(id, secret, token, Some(expiry), "video-resizer-files");
+    Ok((creds, fp))
+}
+
+/// Static credentials from files, re-read at most every [`CREDENTIALS_REREAD`]. A failed
+/// re-read (a Secret being rewritten) keeps the last good credentials.
+struct FileCredentials {
+    files: S3Credentials,
+    state: Mutex<(Instant, Credentials, String)>,
+    on_rotate: Option<OnRotate>,
+}
+
+impl std::fmt::Debug for FileCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credentials themselves.
+        f.debug_struct("FileCredentials")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileCredentials {
+    fn current(&self) -> Credentials {
+        let mut st = crate::cache::lock(&self.state);
+        if st.0.elapsed() < CREDENTIALS_REREAD / 2 {
+            return st.1.clone();
+        }
+        match read_credentials(&self.files) {
+            Ok((creds, fp)) => {
+                let rotated = fp != st.2;
+                *st = (Instant::now(), creds.clone(), fp.clone());
+                drop(st);
+                if rotated {
+                    tracing::info!("S3 credential files changed; using the new credentials");
+                    if let Some(cb) = &self.on_rotate {
+                        cb(&fp);
+                    }
+                }
+                creds
+            }
+            Err((field, message)) => {
+                tracing::warn!(field, %message, "re-reading S3 credential files failed; keeping the last good ones");
+                st.0 = Instant::now();
+                st.1.clone()
+            }
+        }
+    }
+}
+
+impl ProvideCredentials for FileCredentials {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::ready(Ok(self.current()))
     }
 }
 
@@ -189,5 +267,46 @@ impl std::fmt::Display for Failure {
             Failure::Status(s) => write!(f, "status {s}"),
             Failure::Network(d) => write!(f, "unreachable: {d}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn rotated_credential_files_are_picked_up_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, secret) = (dir.path().join("id"), dir.path().join("secret"));
+        std::fs::write(&id, "AKID1").unwrap();
+        std::fs::write(&secret, "first-secret").unwrap();
+        let files = S3Credentials {
+            access_key_id_file: id.display().to_string(),
+            secret_access_key_file: secret.display().to_string(),
+            session_token_file: None,
+        };
+        let (creds, fp) = read_credentials(&files).unwrap();
+        let rotations = Arc::new(AtomicUsize::new(0));
+        let r = rotations.clone();
+        let provider = FileCredentials {
+            files,
+            state: Mutex::new((Instant::now(), creds, fp)),
+            on_rotate: Some(Arc::new(move |_: &str| {
+                r.fetch_add(1, Ordering::SeqCst);
+            })),
+        };
+        std::fs::write(&secret, "second-secret").unwrap();
+        // Within the re-read interval the files are not looked at.
+        assert_eq!(provider.current().secret_access_key(), "first-secret");
+        tokio::time::advance(CREDENTIALS_REREAD).await;
+        assert_eq!(provider.current().secret_access_key(), "second-secret");
+        assert_eq!(rotations.load(Ordering::SeqCst), 1);
+        // A Secret caught mid-rewrite (empty file) keeps the last good credentials.
+        std::fs::write(&secret, "").unwrap();
+        tokio::time::advance(CREDENTIALS_REREAD).await;
+        assert_eq!(provider.current().secret_access_key(), "second-secret");
+        assert_eq!(rotations.load(Ordering::SeqCst), 1);
+        assert!(!format!("{provider:?}").contains("second-secret"));
     }
 }

@@ -59,7 +59,7 @@ impl SharedBucket {
         cfg: &vr_crds::dataplane::SharedCache,
     ) -> Result<SharedBucket, (&'static str, String)> {
         Ok(SharedBucket {
-            conn: Connection::compile(&cfg.bucket)?,
+            conn: Connection::compile(&cfg.bucket, None)?,
             prefix: cfg.prefix.clone(),
             timeout: Duration::from_secs(cfg.timeout_seconds.into()),
             poll: Duration::from_secs(cfg.purge_poll_seconds.max(1).into()),

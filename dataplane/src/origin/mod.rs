@@ -586,7 +586,18 @@ impl Origins {
                     Source::Http(h) => {
                         http::HttpSource::compile(h, default_timeout).map(Kind::Http)
                     }
-                    Source::S3(c) => s3::S3Source::compile(c, default_timeout).map(|src| {
+                    Source::S3(c) => {
+                        // A rotated Secret drops the source's presigned URLs at once.
+                        let presign = Arc::downgrade(&state.presign);
+                        let (origin, source) = (o.name.clone(), c.name.clone());
+                        let on_rotate: crate::s3::OnRotate = Arc::new(move |fp: &str| {
+                            if let Some(p) = presign.upgrade() {
+                                p.credentials(&origin, &source, fp);
+                            }
+                        });
+                        s3::S3Source::compile(c, default_timeout, Some(on_rotate))
+                    }
+                    .map(|src| {
                         state.presign.credentials(
                             &o.name,
                             &c.name,

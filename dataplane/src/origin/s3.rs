@@ -40,12 +40,14 @@ pub(super) struct S3Meta {
 
 impl S3Source {
     /// Compiles the source (reads static credentials now). Errors are `(field, message)`.
+    /// `on_rotate` is told when the credential files change (see [`crate::s3`]).
     pub fn compile(
         cfg: &vr_crds::dataplane::S3Source,
         default_timeout: Duration,
+        on_rotate: Option<crate::s3::OnRotate>,
     ) -> Result<S3Source, (&'static str, String)> {
         let template = Template::parse(&cfg.key).map_err(|m| ("key", m))?;
-        let conn = Connection::compile(&cfg.bucket)?;
+        let conn = Connection::compile(&cfg.bucket, on_rotate)?;
         let timeout = cfg
             .timeout_seconds
             .map_or(default_timeout, |s| Duration::from_secs(s.into()));
@@ -280,7 +282,8 @@ mod tests {
     #[test]
     fn a_missing_secret_file_fails_the_compile_naming_the_field_not_the_content() {
         let dir = tempfile::tempdir().unwrap();
-        let err = S3Source::compile(&config(dir.path(), None), Duration::from_secs(5)).unwrap_err();
+        let err =
+            S3Source::compile(&config(dir.path(), None), Duration::from_secs(5), None).unwrap_err();
         assert_eq!(err.0, "credentials.secretAccessKeyFile");
         assert!(!err.1.contains("AKIDEXAMPLE"), "{}", err.1);
     }
@@ -288,8 +291,12 @@ mod tests {
     #[tokio::test]
     async fn keys_that_could_climb_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let s =
-            S3Source::compile(&config(dir.path(), Some("s3cr3t")), Duration::from_secs(5)).unwrap();
+        let s = S3Source::compile(
+            &config(dir.path(), Some("s3cr3t")),
+            Duration::from_secs(5),
+            None,
+        )
+        .unwrap();
         let caps = |v: &str| vec![("name".to_string(), v.to_string())];
         assert_eq!(s.key(&caps("a")).unwrap(), "raw/a.mp4");
         assert!(matches!(s.key(&caps("../x")), Err(SourceError::BadPath(_))));
@@ -299,8 +306,12 @@ mod tests {
     #[tokio::test]
     async fn a_presigned_url_is_signed_for_the_configured_lifetime_without_the_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let s =
-            S3Source::compile(&config(dir.path(), Some("s3cr3t")), Duration::from_secs(5)).unwrap();
+        let s = S3Source::compile(
+            &config(dir.path(), Some("s3cr3t")),
+            Duration::from_secs(5),
+            None,
+        )
+        .unwrap();
         let url = s.presign_get("raw/a.mp4", SystemTime::now()).await.unwrap();
         assert!(
             url.starts_with("http://127.0.0.1:9/media/raw/a.mp4?"),
