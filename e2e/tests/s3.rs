@@ -436,3 +436,39 @@ async fn two_processes_share_variants_and_a_purge_by_tag_reaches_both() -> Resul
     assert_eq!(header(&r, "x-cache-status"), "MISS");
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "external: s3s-fs, ffmpeg"]
+async fn originals_can_be_answered_with_a_redirect_to_a_working_presigned_url() -> Result<()> {
+    let s = setup(2).await;
+    let creds = credentials(s.dir.path(), "good", SECRET_KEY);
+    let source = s3_source("bucket", &s.s3.endpoint(), "media", "raw/${name}.mp4", &creds)
+        + "        presign:\n          redirectOriginals: true\n          lifetimeSeconds: 600\n          safetyMarginSeconds: 60\n";
+    let dp = DataPlane::start(s.dir.path(), "dp", &config(&source, "", s.dir.path())).await?;
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let r = no_redirects
+        .get(dp.url("/videos/sample.mp4"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 302);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    let location = header(&r, "location");
+    assert!(location.contains("X-Amz-Signature="), "{location}");
+    assert!(!location.contains(SECRET_KEY));
+    // The real server accepts the signature and serves the original's bytes.
+    let original = no_redirects.get(&location).send().await?;
+    assert_eq!(original.status(), 200);
+    assert_eq!(original.bytes().await?, std::fs::read(&s.media)?);
+    // A tampered signature is refused by the server: it really checks SigV4.
+    let at = location.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &location[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    let tampered = format!("{}{flipped}{}", &location[..at], &location[at + 1..]);
+    assert_eq!(no_redirects.get(&tampered).send().await?.status(), 403);
+    Ok(())
+}
