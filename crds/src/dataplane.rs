@@ -106,6 +106,8 @@ pub enum Source {
     Local(LocalSource),
     /// An HTTP(S) origin.
     Http(HttpSource),
+    /// An S3 bucket (AWS or any S3-compatible store), read with SigV4.
+    S3(S3Source),
 }
 
 /// A directory source.
@@ -135,6 +137,137 @@ pub struct HttpSource {
     /// Per-request timeout in seconds for this source (default: `limits.fetchTimeoutSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u32>,
+}
+
+/// An S3 source: `key` is a template expanded with the matcher's captures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Source {
+    /// Unique name within the origin (metrics, breaker, errors).
+    pub name: String,
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3Bucket,
+    /// Object key template, e.g. `raw/${id}.mp4`.
+    pub key: String,
+    /// Per-request timeout in seconds (default: `limits.fetchTimeoutSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Presigned URLs handed to ffmpeg (and optionally to clients).
+    #[serde(default)]
+    pub presign: Presign,
+}
+
+/// An S3 bucket and how to reach it (shared by S3 sources and the shared cache layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Bucket {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region used for signing.
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Endpoint URL of an S3-compatible store, e.g. `http://minio:9000` (default: AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Static credentials read from files (a mounted Secret); when omitted, the default AWS
+    /// provider chain (environment, profile, web identity, instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3Credentials>,
+}
+
+/// Static S3 credentials, each read from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Credentials {
+    /// File holding the access key id (trailing whitespace is trimmed).
+    pub access_key_id_file: String,
+    /// File holding the secret access key.
+    pub secret_access_key_file: String,
+    /// File holding a session token, for temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token_file: Option<String>,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
+}
+
+/// Presigned-URL settings of an S3 source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Presign {
+    /// ffmpeg reads the object through a presigned URL (only the byte ranges it needs)
+    /// instead of a downloaded copy.
+    #[serde(default = "default_true")]
+    pub transform_input: bool,
+    /// Originals (passthrough, serve-original fallbacks) are answered with a 302 to a
+    /// presigned URL instead of being proxied.
+    #[serde(default)]
+    pub redirect_originals: bool,
+    /// Lifetime of a presigned URL, in seconds (at most one week).
+    #[serde(default = "default_presign_lifetime")]
+    pub lifetime_seconds: u32,
+    /// A cached URL is never handed out within this many seconds of its expiry, and is
+    /// refreshed in the background before it gets there.
+    #[serde(default = "default_presign_margin")]
+    pub safety_margin_seconds: u32,
+}
+
+impl Default for Presign {
+    fn default() -> Self {
+        Presign {
+            transform_input: true,
+            redirect_originals: false,
+            lifetime_seconds: default_presign_lifetime(),
+            safety_margin_seconds: default_presign_margin(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_presign_lifetime() -> u32 {
+    3600
+}
+fn default_presign_margin() -> u32 {
+    300
+}
+
+/// Longest presigned-URL lifetime SigV4 allows (one week).
+pub const PRESIGN_MAX_SECONDS: u32 = 7 * 24 * 3600;
+
+/// The shared cache layer: variants stored in an S3 bucket, below memory and disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedCache {
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3Bucket,
+    /// Key prefix of every object the layer writes (variants, metadata, the tag index).
+    #[serde(default = "default_shared_prefix")]
+    pub prefix: String,
+    /// Timeout of each request to the bucket, in seconds.
+    #[serde(default = "default_shared_timeout")]
+    pub timeout_seconds: u32,
+    /// How often each process looks for purges made through another process, in seconds.
+    #[serde(default = "default_purge_poll")]
+    pub purge_poll_seconds: u32,
+}
+
+fn default_purge_poll() -> u32 {
+    2
+}
+
+fn default_shared_prefix() -> String {
+    "video-resizer/".into()
+}
+fn default_shared_timeout() -> u32 {
+    10
 }
 
 /// Authentication for an HTTP source.
@@ -559,6 +692,12 @@ pub struct CacheConfig {
     /// On-disk layer (off when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk: Option<DiskCache>,
+    /// Shared layer in an S3 bucket, below memory and disk (off when omitted). Not part of
+    /// the CRD's `spec.cache` (whose credentials are Secret references): the CRD has
+    /// `spec.sharedCache`, which the renderer maps here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub shared: Option<SharedCache>,
     /// Prefix of generated cache tags.
     #[serde(default = "default_tag_prefix")]
     pub tag_prefix: String,
@@ -574,6 +713,7 @@ impl Default for CacheConfig {
             ttl: TtlByStatus::default(),
             memory: MemoryCache::default(),
             disk: None,
+            shared: None,
             tag_prefix: default_tag_prefix(),
             source_revalidate_seconds: default_revalidate(),
         }
@@ -878,6 +1018,35 @@ impl DataPlaneConfig {
                             &mut errs,
                         );
                     }
+                    Source::S3(s3) => {
+                        validate_template(
+                            &s3.key,
+                            captures.as_ref(),
+                            &format!("{sp}.key"),
+                            &mut errs,
+                        );
+                        validate_s3_bucket(&s3.bucket, &sp, &mut errs);
+                        if let Some(t) = s3.timeout_seconds {
+                            if t == 0 || t > 3600 {
+                                errs.push(
+                                    format!("{sp}.timeoutSeconds"),
+                                    "must be between 1 and 3600",
+                                );
+                            }
+                        }
+                        let pr = &s3.presign;
+                        if pr.lifetime_seconds == 0 || pr.lifetime_seconds > PRESIGN_MAX_SECONDS {
+                            errs.push(
+                                format!("{sp}.presign.lifetimeSeconds"),
+                                format!("must be between 1 and {PRESIGN_MAX_SECONDS} (one week)"),
+                            );
+                        } else if pr.safety_margin_seconds >= pr.lifetime_seconds {
+                            errs.push(
+                                format!("{sp}.presign.safetyMarginSeconds"),
+                                "must be less than presign.lifetimeSeconds",
+                            );
+                        }
+                    }
                     Source::Http(h) => {
                         validate_template(
                             &h.url,
@@ -1121,6 +1290,29 @@ impl DataPlaneConfig {
                 errs.push("cache.disk.maxBytes", "must be positive");
             }
         }
+        if let Some(sh) = &self.cache.shared {
+            validate_s3_bucket(&sh.bucket, "cache.shared", &mut errs);
+            let prefix_ok = sh.prefix.is_empty()
+                || (sh.prefix.ends_with('/')
+                    && !sh.prefix.starts_with('/')
+                    && sh.prefix.split('/').all(|seg| seg != ".." && seg != ".")
+                    && sh.prefix.len() <= 256);
+            if !prefix_ok {
+                errs.push(
+                    "cache.shared.prefix",
+                    "must be empty or a relative key prefix ending in '/' (no '.' or '..' segments)",
+                );
+            }
+            if sh.timeout_seconds == 0 || sh.timeout_seconds > 600 {
+                errs.push("cache.shared.timeoutSeconds", "must be between 1 and 600");
+            }
+            if sh.purge_poll_seconds == 0 || sh.purge_poll_seconds > 3600 {
+                errs.push(
+                    "cache.shared.purgePollSeconds",
+                    "must be between 1 and 3600",
+                );
+            }
+        }
         if !tag_ok(&format!("{}x", self.cache.tag_prefix)) {
             errs.push(
                 "cache.tagPrefix",
@@ -1202,6 +1394,7 @@ impl Source {
         match self {
             Source::Local(l) => &l.name,
             Source::Http(h) => &h.name,
+            Source::S3(s) => &s.name,
         }
     }
 }
@@ -1361,6 +1554,60 @@ pub fn template_placeholders(template: &str) -> Result<Vec<&str>, String> {
     Ok(out)
 }
 
+/// Checks a bucket block; `p` is the path of the block's parent (fields are flattened into it).
+fn validate_s3_bucket(b: &S3Bucket, p: &str, errs: &mut ValidationErrors) {
+    let name_ok = (3..=63).contains(&b.bucket.len())
+        && b.bucket
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && !b.bucket.starts_with(['-', '.'])
+        && !b.bucket.ends_with(['-', '.']);
+    if !name_ok {
+        errs.push(
+            format!("{p}.bucket"),
+            "must be a bucket name: 3–63 lower-case letters, digits, '-' and '.'",
+        );
+    }
+    if b.region.trim().is_empty() {
+        errs.push(format!("{p}.region"), "must not be empty");
+    }
+    if let Some(e) = &b.endpoint {
+        let rest = e
+            .strip_prefix("http://")
+            .or_else(|| e.strip_prefix("https://"));
+        match rest {
+            Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(['@', '?', '#']) => {}
+            _ => errs.push(
+                format!("{p}.endpoint"),
+                "must be an http:// or https:// URL with a host and no credentials",
+            ),
+        }
+    }
+    if let Some(c) = &b.credentials {
+        if c.access_key_id_file.trim().is_empty() {
+            errs.push(
+                format!("{p}.credentials.accessKeyIdFile"),
+                "must not be empty",
+            );
+        }
+        if c.secret_access_key_file.trim().is_empty() {
+            errs.push(
+                format!("{p}.credentials.secretAccessKeyFile"),
+                "must not be empty",
+            );
+        }
+        if c.session_token_file
+            .as_ref()
+            .is_some_and(|f| f.trim().is_empty())
+        {
+            errs.push(
+                format!("{p}.credentials.sessionTokenFile"),
+                "must not be empty when set",
+            );
+        }
+    }
+}
+
 fn validate_template(
     template: &str,
     captures: Option<&BTreeSet<String>>,
@@ -1408,6 +1655,72 @@ fn is_hop_or_reserved_header(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const S3_CONFIG: &str = r#"
+origins:
+  - name: videos
+    matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
+    sources:
+      - kind: s3
+        name: bucket
+        bucket: media-raw
+        endpoint: http://127.0.0.1:9000
+        forcePathStyle: true
+        key: 'raw/${name}.mp4'
+        credentials:
+          accessKeyIdFile: /secrets/s3/id
+          secretAccessKeyFile: /secrets/s3/secret
+cache:
+  shared:
+    bucket: variants
+    endpoint: http://127.0.0.1:9000
+    forcePathStyle: true
+"#;
+
+    #[test]
+    fn an_s3_source_and_a_shared_cache_parse_with_their_defaults() {
+        let cfg = DataPlaneConfig::from_yaml(S3_CONFIG).expect("valid");
+        let Source::S3(s) = &cfg.origins[0].sources[0] else {
+            panic!("not an s3 source");
+        };
+        assert_eq!(s.bucket.bucket, "media-raw");
+        assert_eq!(s.bucket.region, "us-east-1");
+        assert!(s.bucket.force_path_style);
+        assert_eq!(s.presign, Presign::default());
+        let shared = cfg.cache.shared.as_ref().expect("shared layer");
+        assert_eq!(shared.prefix, "video-resizer/");
+        assert!(shared.bucket.credentials.is_none());
+    }
+
+    #[test]
+    fn s3_blocks_refuse_unknown_fields() {
+        let typo = S3_CONFIG.replace(
+            "forcePathStyle: true\n        key",
+            "forcePathStyl: true\n        key",
+        );
+        assert!(DataPlaneConfig::from_yaml(&typo).is_err());
+    }
+
+    #[test]
+    fn bad_s3_settings_are_reported_with_their_paths() {
+        let bad = S3_CONFIG
+            .replace("bucket: media-raw", "bucket: Media_Raw")
+            .replace("endpoint: http://127.0.0.1:9000\n        force", "endpoint: ftp://x\n        force")
+            .replace("'raw/${name}.mp4'", "'raw/${nope}.mp4'\n        presign:\n          lifetimeSeconds: 60\n          safetyMarginSeconds: 60")
+            ;
+        let Err(ConfigError::Invalid(errs)) = DataPlaneConfig::from_yaml(&bad) else {
+            panic!("accepted");
+        };
+        let paths: Vec<&str> = errs.0.iter().map(|e| e.path.as_str()).collect();
+        for p in [
+            "origins[0].sources[0].bucket",
+            "origins[0].sources[0].endpoint",
+            "origins[0].sources[0].key",
+            "origins[0].sources[0].presign.safetyMarginSeconds",
+        ] {
+            assert!(paths.contains(&p), "{p} missing from {paths:?}");
+        }
+    }
 
     const MINIMAL: &str = r#"
 origins:

@@ -7,11 +7,11 @@
 use crate::contract::secret_file_path;
 use crate::dataplane::{
     Admin, AdminToken, DataPlaneConfig, FieldError, HttpAuth, HttpSource, LocalSource, Origin,
-    Signing, Source, ValidationErrors,
+    S3Bucket, S3Credentials, S3Source, SharedCache, Signing, Source, ValidationErrors,
 };
 use crate::resources::{
-    AuthType, Derivative, HttpAuthSpec, OriginSpec, SecretKeyRef, SourceKind, SourceSpec,
-    VideoResizerConfig,
+    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3CredentialsSpec, SecretKeyRef, SourceKind,
+    SourceSpec, VideoResizerConfig,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,7 +126,24 @@ pub fn render(
         params: spec.params.clone(),
         signing,
         limits: spec.limits.clone(),
-        cache: spec.cache.clone(),
+        cache: crate::dataplane::CacheConfig {
+            shared: spec.shared_cache.as_ref().map(|sh| SharedCache {
+                bucket: S3Bucket {
+                    bucket: sh.bucket.clone(),
+                    region: sh.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: sh.endpoint.clone(),
+                    force_path_style: sh.force_path_style,
+                    credentials: sh
+                        .credentials
+                        .as_ref()
+                        .map(|c| s3_credentials(c, &mut secrets)),
+                },
+                prefix: sh.prefix.clone().unwrap_or_else(|| "video-resizer/".into()),
+                timeout_seconds: sh.timeout_seconds.unwrap_or(10),
+                purge_poll_seconds: sh.purge_poll_seconds.unwrap_or(2),
+            }),
+            ..spec.cache.clone()
+        },
         passthrough: spec.passthrough.clone(),
         resilience: spec.resilience.clone(),
         admin,
@@ -240,15 +257,23 @@ fn render_source(
     secrets: &mut BTreeSet<(String, String)>,
     errs: &mut Vec<FieldError>,
 ) -> Option<Source> {
-    let (own, other, other_set) = match s.kind {
-        SourceKind::Local => ("local", "http", s.http.is_some()),
-        SourceKind::Http => ("http", "local", s.local.is_some()),
+    let own = match s.kind {
+        SourceKind::Local => "local",
+        SourceKind::Http => "http",
+        SourceKind::S3 => "s3",
     };
-    if other_set {
-        errs.push(err(
-            format!("{p}.{other}"),
-            format!("must not be set when kind is {own}"),
-        ));
+    let blocks = [
+        ("local", s.local.is_some()),
+        ("http", s.http.is_some()),
+        ("s3", s.s3.is_some()),
+    ];
+    for (other, set) in blocks {
+        if set && other != own {
+            errs.push(err(
+                format!("{p}.{other}"),
+                format!("must not be set when kind is {own}"),
+            ));
+        }
     }
     match s.kind {
         SourceKind::Local => {
@@ -278,6 +303,41 @@ fn render_source(
                 timeout_seconds: h.timeout_seconds,
             }))
         }
+        SourceKind::S3 => {
+            let Some(b) = &s.s3 else {
+                errs.push(err(format!("{p}.s3"), "required when kind is s3"));
+                return None;
+            };
+            Some(Source::S3(S3Source {
+                name: s.name.clone(),
+                bucket: S3Bucket {
+                    bucket: b.bucket.clone(),
+                    region: b.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: b.endpoint.clone(),
+                    force_path_style: b.force_path_style,
+                    credentials: b.credentials.as_ref().map(|c| s3_credentials(c, secrets)),
+                },
+                key: b.key.clone(),
+                timeout_seconds: b.timeout_seconds,
+                presign: b.presign.clone(),
+            }))
+        }
+    }
+}
+
+/// S3 credentials as the files their Secret keys are mounted at.
+fn s3_credentials(
+    c: &S3CredentialsSpec,
+    secrets: &mut BTreeSet<(String, String)>,
+) -> S3Credentials {
+    let mut file = |r: &SecretKeyRef| {
+        secrets.insert((r.name.clone(), r.key.clone()));
+        secret_file_path(&r.name, &r.key)
+    };
+    S3Credentials {
+        access_key_id_file: file(&c.access_key_id),
+        secret_access_key_file: file(&c.secret_access_key),
+        session_token_file: c.session_token.as_ref().map(file),
     }
 }
 
@@ -350,6 +410,10 @@ fn user_path(path: &str, source_index: &[Vec<usize>], derivatives: &[&str]) -> O
             return Some(format!("spec.admin.tokens[{idx}]{field}"));
         }
     }
+    if let Some(rest) = path.strip_prefix("cache.shared") {
+        let rest = rest.replace("File", "");
+        return Some(format!("spec.sharedCache{rest}"));
+    }
     if let Some(mapped) = origin_path(path, source_index) {
         return Some(mapped);
     }
@@ -377,6 +441,15 @@ fn origin_path(path: &str, source_index: &[Vec<usize>]) -> Option<String> {
         ".timeoutSeconds" => ".http.timeoutSeconds",
         ".auth.tokenFile" | ".auth.valueFile" => ".http.auth.secretRef",
         ".auth.name" => ".http.auth.headerName",
+        ".bucket" | ".region" | ".endpoint" | ".key" => {
+            return Some(format!("spec.origins[{oi}].sources[{j}].s3{field}"))
+        }
+        f if f.starts_with(".presign.") => {
+            return Some(format!("spec.origins[{oi}].sources[{j}].s3{f}"))
+        }
+        ".credentials.accessKeyIdFile" => ".s3.credentials.accessKeyId",
+        ".credentials.secretAccessKeyFile" => ".s3.credentials.secretAccessKey",
+        ".credentials.sessionTokenFile" => ".s3.credentials.sessionToken",
         other => other,
     };
     Some(format!("spec.origins[{oi}].sources[{j}]{field}"))
@@ -560,6 +633,55 @@ mod tests {
     }
 
     #[test]
+    fn s3_sources_and_the_shared_cache_render_with_mounted_credential_files() {
+        let (mut config, derivatives) = example();
+        let creds: crate::resources::S3CredentialsSpec = serde_yaml::from_str(
+            "accessKeyId: {name: s3-creds, key: id}\nsecretAccessKey: {name: s3-creds, key: secret}\n",
+        )
+        .expect("credentials");
+        config.spec.origins[0].sources.insert(
+            0,
+            serde_yaml::from_str(&format!(
+                "name: bucket\nkind: s3\ns3:\n  bucket: media-raw\n  endpoint: http://minio:9000\n  forcePathStyle: true\n  key: 'raw/${{{}}}'\n",
+                "id"
+            ))
+            .expect("source"),
+        );
+        config.spec.origins[0].sources[0]
+            .s3
+            .as_mut()
+            .expect("s3")
+            .credentials = Some(creds.clone());
+        config.spec.shared_cache =
+            Some(serde_yaml::from_str("bucket: variants\nforcePathStyle: true\n").expect("shared"));
+        config
+            .spec
+            .shared_cache
+            .as_mut()
+            .expect("shared")
+            .credentials = Some(creds);
+        let r = match render(&config, &derivatives) {
+            Ok(r) => r,
+            Err(e) => panic!("{e:?}"),
+        };
+        let Source::S3(s3) = &r.config.origins[0].sources[0] else {
+            panic!("not s3");
+        };
+        assert_eq!(s3.bucket.region, "us-east-1");
+        let c = s3.bucket.credentials.as_ref().expect("credentials");
+        assert_eq!(c.access_key_id_file, secret_file_path("s3-creds", "id"));
+        assert_eq!(
+            c.secret_access_key_file,
+            secret_file_path("s3-creds", "secret")
+        );
+        let shared = r.config.cache.shared.as_ref().expect("shared cache");
+        assert_eq!(shared.prefix, "video-resizer/");
+        assert!(r.secrets.contains(&("s3-creds".into(), "secret".into())));
+        // The document the data plane reads carries the shared block.
+        assert!(r.document.contains("shared:"), "{}", r.document);
+    }
+
+    #[test]
     fn invalid_inputs_report_every_error_with_the_users_path() {
         let (mut config, mut derivatives) = example();
         let spec = &mut config.spec;
@@ -578,6 +700,7 @@ mod tests {
                 kind: SourceKind::Local,
                 local: None,
                 http: None,
+                s3: None,
             }],
             name: "second".into(),
             ..spec.origins[0].clone()

@@ -15,7 +15,7 @@
 //! fails on any property without one.
 
 use crate::dataplane::{
-    self, CacheConfig, Debug as DebugViews, Limits, ParamPolicy, Passthrough, Resilience,
+    self, CacheConfig, Debug as DebugViews, Limits, ParamPolicy, Passthrough, Presign, Resilience,
     Responsive, Scope, TransformErrorPolicy, TtlByStatus,
 };
 use crate::rollout::{RevisionRecord, RolloutSpec, RolloutStatus};
@@ -91,6 +91,10 @@ pub struct VideoResizerConfigSpec {
     /// Variant cache layers and lifetimes.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The shared cache layer: variants kept in an S3 bucket below memory and disk, shared by
+    /// every data-plane pod (off when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_cache: Option<SharedCacheSpec>,
     /// Which request paths are transformed at all (others are served untransformed).
     #[serde(default)]
     pub passthrough: Passthrough,
@@ -162,14 +166,15 @@ pub struct OriginSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "self.kind == 'local' ? (has(self.local) && !has(self.http)) : (has(self.http) && !has(self.local))",
-    "message": "set the block named by kind (local or http), and only that one"
+    "rule": "self.kind == 'local' ? (has(self.local) && !has(self.http) && !has(self.s3)) : self.kind == 'http' ? (has(self.http) && !has(self.local) && !has(self.s3)) : (has(self.s3) && !has(self.local) && !has(self.http))",
+    "message": "set the block named by kind (local, http or s3), and only that one"
 }]))]
 pub struct SourceSpec {
     /// Unique name within the origin (1–63 of `a-z 0-9 - .`), used in metrics, breakers and errors.
     #[schemars(length(min = 1, max = 63))]
     pub name: String,
-    /// Kind of source: `local` (a directory in the data-plane pod) or `http` (an HTTP(S) origin).
+    /// Kind of source: `local` (a directory in the data-plane pod), `http` (an HTTP(S) origin)
+    /// or `s3` (a bucket of AWS S3 or any S3-compatible store).
     pub kind: SourceKind,
     /// Settings of a `local` source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +182,9 @@ pub struct SourceSpec {
     /// Settings of an `http` source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSourceSpec>,
+    /// Settings of an `s3` source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3SourceSpec>,
 }
 
 /// Kind of a source.
@@ -187,6 +195,92 @@ pub enum SourceKind {
     Local,
     /// An HTTP(S) origin.
     Http,
+    /// An S3 bucket.
+    S3,
+}
+
+/// An S3 source: one bucket, objects named by a key template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3SourceSpec {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Region used for signing (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store, e.g. `http://minio.storage:9000` (default: AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Object key template, e.g. `raw/${id}.mp4`; placeholders must be captures of the
+    /// origin's matcher.
+    #[schemars(length(min = 1, max = 1024))]
+    pub key: String,
+    /// Per-request timeout in seconds (default: `limits.fetchTimeoutSeconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub timeout_seconds: Option<u32>,
+    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials
+    /// (environment, web identity / IRSA, instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3CredentialsSpec>,
+    /// Presigned URLs: ffmpeg reads through them (byte ranges only), and optionally clients
+    /// are redirected to originals instead of being proxied.
+    #[serde(default)]
+    pub presign: Presign,
+}
+
+/// S3 credentials as Secret references (mounted into the data-plane pods, read from files).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3CredentialsSpec {
+    /// The Secret key holding the access key id.
+    pub access_key_id: SecretKeyRef,
+    /// The Secret key holding the secret access key.
+    pub secret_access_key: SecretKeyRef,
+    /// The Secret key holding a session token (temporary credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<SecretKeyRef>,
+}
+
+/// The shared cache layer in an S3 bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedCacheSpec {
+    /// Bucket name.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// Region used for signing (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store (default: AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub endpoint: Option<String>,
+    /// Path-style addressing, which most S3-compatible stores need.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Key prefix of everything the layer writes (default `video-resizer/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub prefix: Option<String>,
+    /// Timeout of each request to the bucket, in seconds (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 600))]
+    pub timeout_seconds: Option<u32>,
+    /// How often each pod looks for purges made through another pod, in seconds (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub purge_poll_seconds: Option<u32>,
+    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3CredentialsSpec>,
 }
 
 /// A directory source. Reads are confined to `root`: `..`, absolute paths, encoded traversal

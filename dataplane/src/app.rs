@@ -126,6 +126,8 @@ pub struct App {
     pub admission: Admission,
     pub transcoder: Transcoder,
     pub origin_state: Arc<OriginState>,
+    /// The shared S3 layer (lowest), pointed at a bucket by each installed revision.
+    pub shared: Arc<crate::cache::shared::SharedLayer>,
     pub audit: AuditLog,
     pub work_dir: PathBuf,
     pub started: Instant,
@@ -231,7 +233,14 @@ impl App {
                 DiskLayer::open(disk.dir.clone(), disk.max_bytes, metrics.clone()).await?,
             ));
         }
+        let shared = crate::cache::shared::SharedLayer::new(
+            metrics.clone(),
+            settings.work_dir.clone(),
+            layers.clone(),
+        );
+        layers.push(shared.clone());
         Ok(Arc::new(App {
+            shared,
             live: ArcSwapOption::empty(),
             cache: Cache::new(layers, metrics.clone()),
             flights: Flights::default(),
@@ -342,6 +351,7 @@ impl App {
                 "config revision active"
             ),
         }
+        self.shared.configure(live.stable.shared_cache.clone());
         self.live.store(Some(Arc::new(live)));
     }
 

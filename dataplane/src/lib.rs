@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod origin;
 pub mod params;
 pub mod runtime;
+pub mod s3;
 pub mod serve;
 pub mod server;
 pub mod service;

@@ -126,6 +126,16 @@ pub struct AdminLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of presigned-URL lookups.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PresignLabels {
+    pub origin: String,
+    pub source: String,
+    /// `hit` (a cached URL outside the safety margin), `miss` (signed on the request path),
+    /// `refresh` (re-signed in the background before the margin).
+    pub result: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms … ~65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -159,6 +169,11 @@ pub struct Metrics {
     pub admin_requests: Family<AdminLabels, Counter>,
     /// Canary answers that failed and were answered by the stable revision instead.
     pub canary_fallbacks: Counter,
+    pub presign: Family<PresignLabels, Counter>,
+    /// Operations on the shared S3 cache layer that failed because the bucket was unreachable.
+    pub shared_cache_errors: Counter,
+    /// 1 while the shared S3 cache layer is reachable, 0 while it is not.
+    pub shared_cache_up: Gauge,
 }
 
 impl Metrics {
@@ -187,6 +202,9 @@ impl Metrics {
             config_active: Family::default(),
             admin_requests: Family::default(),
             canary_fallbacks: Counter::default(),
+            presign: Family::default(),
+            shared_cache_errors: Counter::default(),
+            shared_cache_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -283,6 +301,21 @@ impl Metrics {
             "canary_fallbacks",
             "Canary answers that failed (4xx/5xx) and were answered by the stable revision instead",
             m.canary_fallbacks.clone(),
+        );
+        registry.register(
+            "presigned_urls",
+            "Presigned-URL lookups by origin, source and result (hit, miss, refresh)",
+            m.presign.clone(),
+        );
+        registry.register(
+            "shared_cache_errors",
+            "Shared S3 cache layer operations that failed (the bucket was unreachable or refused)",
+            m.shared_cache_errors.clone(),
+        );
+        registry.register(
+            "shared_cache_up",
+            "Whether the shared S3 cache layer answered its last operation (1) or not (0)",
+            m.shared_cache_up.clone(),
         );
         Metrics { registry, ..m }
     }

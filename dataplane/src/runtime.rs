@@ -32,6 +32,9 @@ pub struct Runtime {
     pub video_extensions: HashSet<String>,
     /// Per-origin settings the request path needs, resolved once (defaults applied).
     pub origin_settings: HashMap<String, OriginSettings>,
+    /// The shared S3 cache layer's bucket (`cache.shared`), installed into the long-lived
+    /// layer when this revision goes live.
+    pub shared_cache: Option<Arc<crate::cache::shared::SharedBucket>>,
 }
 
 /// What the request path needs from one origin rule, with the config's defaults applied.
@@ -103,6 +106,19 @@ impl Runtime {
                 }
             }
         };
+        let shared_cache = match &with_absolute_paths(&cfg, &doc.base).cache.shared {
+            None => None,
+            Some(sh) => match crate::cache::shared::SharedBucket::compile(sh) {
+                Ok(b) => Some(Arc::new(b)),
+                Err((field, message)) => {
+                    errs.push(FieldError {
+                        path: format!("cache.shared.{field}"),
+                        message,
+                    });
+                    None
+                }
+            },
+        };
         let (Some(origins), Some(tokens), true) = (origins, tokens, errs.is_empty()) else {
             return Err(ValidationErrors(errs));
         };
@@ -126,6 +142,7 @@ impl Runtime {
                 })
                 .collect(),
             digest: doc.digest,
+            shared_cache,
             config: Arc::new(cfg),
         })
     }
@@ -162,8 +179,22 @@ fn with_absolute_paths(cfg: &DataPlaneConfig, base: &std::path::Path) -> DataPla
                     Some(HttpAuth::Header { value_file, .. }) => *value_file = abs(value_file),
                     None => {}
                 },
+                Source::S3(s3) => absolute_credentials(&mut s3.bucket, &abs),
             }
         }
     }
+    if let Some(shared) = &mut c.cache.shared {
+        absolute_credentials(&mut shared.bucket, &abs);
+    }
     c
+}
+
+fn absolute_credentials(b: &mut vr_crds::dataplane::S3Bucket, abs: &impl Fn(&str) -> String) {
+    if let Some(cr) = &mut b.credentials {
+        cr.access_key_id_file = abs(&cr.access_key_id_file);
+        cr.secret_access_key_file = abs(&cr.secret_access_key_file);
+        if let Some(t) = &mut cr.session_token_file {
+            *t = abs(t);
+        }
+    }
 }

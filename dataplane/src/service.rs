@@ -192,7 +192,8 @@ async fn run(
     peer: SocketAddr,
     ctx: &mut Ctx,
 ) -> Response<Body> {
-    match pipeline(app, rt, req, peer, ctx).await {
+    // Boxed: the pipeline's future is large, and a request may run it twice (canary fallback).
+    match Box::pin(pipeline(app, rt, req, peer, ctx)).await {
         Ok(r) => r,
         Err(e) => error_response(rt, e.as_ref()),
     }
@@ -431,6 +432,9 @@ async fn serve_original(
     vary: &[&'static str],
 ) -> Result<Response<Body>, StageError> {
     ctx.cache = CacheStatus::Pass;
+    if let Some(location) = rt.origins.original_redirect(route).await {
+        return Ok(redirect_to_original(&location));
+    }
     let fetched = match rt.origins.fetch(route).await {
         Ok(f) => f,
         // Too large to spool: stream it through instead (the configured oversize policy).
@@ -483,6 +487,19 @@ async fn serve_original(
     // The spooled copy (if any) can go: the open handle keeps the bytes for the response.
     drop(fetched);
     Ok(resp)
+}
+
+/// A 302 to a presigned URL of the original (S3 sources with `presign.redirectOriginals`).
+/// `no-store`: the URL expires, so neither browsers nor CDNs may keep the redirect.
+fn redirect_to_original(location: &str) -> Response<Body> {
+    let mut resp = Response::new(body::empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 /// Whether `e` is a source over `limits.maxInputBytes` that the config says to serve as is.
@@ -589,10 +606,11 @@ impl Production {
             .acquire()
             .await
             .map_err(|e| Outcome::Stage(boxed(e)))?;
+        // S3 sources may hand ffmpeg a presigned URL (byte ranges) instead of a download.
         let fetched = self
             .rt
             .origins
-            .fetch(&self.route)
+            .input(&self.route)
             .await
             .map_err(Outcome::Origin)?;
         let limits = ProbeLimits {
@@ -604,7 +622,7 @@ impl Production {
         };
         let info = app
             .transcoder
-            .probe(&fetched.path, &limits)
+            .probe_input(fetched.input(), &limits)
             .await
             .map_err(Outcome::Transcode)?;
         let plan = transcode::plan(&self.variant, &info, cfg.limits.ffmpeg_threads)
@@ -612,7 +630,7 @@ impl Production {
         let deadline = Duration::from_secs(cfg.limits.transform_timeout_seconds.into());
         let mut job = app
             .transcoder
-            .spawn(&fetched.path, &plan, deadline)
+            .spawn_input(fetched.input(), &plan, deadline)
             .map_err(Outcome::Transcode)?;
 
         let spool = tempfile::Builder::new()

@@ -6,6 +6,8 @@
 //! Every test gets its own namespace; processes are stopped by pid when their handle drops;
 //! on a failing test the control-plane and process logs are printed.
 
+pub mod s3;
+
 use anyhow::{bail, Context as _, Result};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -1,5 +1,5 @@
-//! Variant cache: keys, metadata, layers (memory, disk; S3 later) behind one interface, TTL on
-//! read, tags and purge.
+//! Variant cache: keys, metadata, layers (memory, disk, a shared S3 bucket) behind one
+//! interface, TTL on read, tags and purge.
 //!
 //! The cache sits after origin resolution and before single-flight in the request path: a hit
 //! answers without touching the origin or ffmpeg, and only misses go on to be collapsed.
@@ -10,6 +10,7 @@ mod key;
 mod lru;
 mod memory;
 mod meta;
+pub mod shared;
 
 pub use disk::DiskLayer;
 pub use key::{CacheKey, KeyParseError, KeyParts, ENCODER_VERSION};
@@ -87,6 +88,11 @@ pub struct LayerStats {
 pub trait Layer: Send + Sync {
     /// Metric label and log name (`memory`, `disk`, `s3`).
     fn name(&self) -> &'static str;
+    /// Whether the layer takes part at all (the shared layer is off until a config names a
+    /// bucket); disabled layers are skipped and not counted.
+    fn enabled(&self) -> bool {
+        true
+    }
     /// Whether an object of `len` bytes may be stored here (used before filling from below).
     fn accepts(&self, _len: u64) -> bool {
         true
@@ -148,6 +154,9 @@ impl Cache {
     /// counted as a miss.
     pub async fn get(&self, key: &CacheKey, now: SystemTime) -> Option<Hit> {
         for (i, layer) in self.layers.iter().enumerate() {
+            if !layer.enabled() {
+                continue;
+            }
             let name = layer.name();
             match layer.get(key).await {
                 Ok(Some((meta, _))) if meta.is_expired(now) => {
@@ -177,7 +186,10 @@ impl Cache {
 
     async fn fill(&self, upper: &[Arc<dyn Layer>], key: &CacheKey, meta: &Meta, payload: &Payload) {
         let src = Stored::from(payload);
-        for layer in upper.iter().filter(|l| l.accepts(payload.len())) {
+        for layer in upper
+            .iter()
+            .filter(|l| l.enabled() && l.accepts(payload.len()))
+        {
             if let Err(e) = layer.put(key, meta, &src).await {
                 tracing::warn!(layer = layer.name(), key = %key, error = %e, "cache: fill from a lower layer failed");
             }
@@ -189,7 +201,7 @@ impl Cache {
     /// Guarantee: no layer ever exposes a partial object; a layer that fails is logged and
     /// skipped (the object is simply not cached there).
     pub async fn put(&self, key: &CacheKey, meta: &Meta, src: &Stored) {
-        for layer in &self.layers {
+        for layer in self.layers.iter().filter(|l| l.enabled()) {
             if let Err(e) = layer.put(key, meta, src).await {
                 tracing::warn!(layer = layer.name(), key = %key, error = %e, "cache: store failed");
             }
@@ -199,7 +211,7 @@ impl Cache {
     /// Removes `key` from every layer; the number of layers that held it.
     pub async fn remove(&self, key: &CacheKey) -> usize {
         let mut n = 0;
-        for layer in &self.layers {
+        for layer in self.layers.iter().filter(|l| l.enabled()) {
             match layer.remove(key).await {
                 Ok(true) => n += 1,
                 Ok(false) => {}
@@ -214,7 +226,7 @@ impl Cache {
     /// Removes every object tagged `tag` from every layer; the total removed across layers.
     pub async fn purge_tag(&self, tag: &str) -> usize {
         let mut n = 0;
-        for layer in &self.layers {
+        for layer in self.layers.iter().filter(|l| l.enabled()) {
             match layer.purge_tag(tag).await {
                 Ok(k) => n += k,
                 Err(e) => {
@@ -227,7 +239,11 @@ impl Cache {
 
     /// Occupancy of each layer, top first.
     pub fn stats(&self) -> Vec<LayerStats> {
-        self.layers.iter().map(|l| l.stats()).collect()
+        self.layers
+            .iter()
+            .filter(|l| l.enabled())
+            .map(|l| l.stats())
+            .collect()
     }
 }
 

@@ -337,7 +337,7 @@ fn read_secret(path: &str) -> Result<String, String> {
 }
 
 /// A body stream fed by the pump task.
-struct ChannelStream(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+pub(super) struct ChannelStream(pub(super) mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
 impl futures_util::Stream for ChannelStream {
     type Item = Result<Bytes, std::io::Error>;

@@ -1,5 +1,5 @@
-//! Origins: ordered rules (linear-time regex, named captures) → ordered sources (local, http),
-//! each behind a circuit breaker with bounded retries.
+//! Origins: ordered rules (linear-time regex, named captures) → ordered sources (local, http,
+//! s3), each behind a circuit breaker with bounded retries.
 //!
 //! This layer sits between routing and the cache: it answers "which source has this object,
 //! and what is its validator" ([`Origins::stat`], cached so cache hits cost no origin request)
@@ -11,8 +11,10 @@
 mod breaker;
 mod http;
 mod local;
+pub mod presign;
 mod retry;
 pub mod rules;
+mod s3;
 
 pub use breaker::{BreakerPolicy, BreakerState};
 pub use retry::RetryPolicy;
@@ -63,10 +65,24 @@ pub struct SourceMeta {
 #[derive(Debug)]
 pub struct Fetched {
     pub meta: SourceMeta,
-    /// The file: the source file itself (local sources) or a spooled temp file (http).
+    /// The file: the source file itself (local sources) or a spooled temp file (http, s3).
+    /// Empty when `url` is set.
     pub path: PathBuf,
+    /// A presigned URL ffmpeg reads instead of a file (S3 sources with
+    /// `presign.transformInput`); built from config, never from the request.
+    pub url: Option<Arc<str>>,
     /// Deletes a spooled temp file when the `Fetched` is dropped.
     _spool: Option<tempfile::TempPath>,
+}
+
+impl Fetched {
+    /// What ffmpeg reads.
+    pub fn input(&self) -> crate::transcode::Input<'_> {
+        match &self.url {
+            Some(u) => crate::transcode::Input::Url(u),
+            None => crate::transcode::Input::File(&self.path),
+        }
+    }
 }
 
 /// A request path matched to an origin rule.
@@ -376,6 +392,8 @@ pub struct OriginState {
     client: reqwest::Client,
     breakers: Mutex<HashMap<(String, String), Arc<Breaker>>>,
     meta: Mutex<HashMap<MetaKey, (Instant, Option<SourceMeta>)>>,
+    /// Presigned URLs of S3 sources.
+    pub presign: Arc<presign::PresignCache>,
 }
 
 impl OriginState {
@@ -392,11 +410,12 @@ impl OriginState {
             .build()
             .expect("the HTTP client builds (TLS backend available)");
         Arc::new(OriginState {
-            metrics,
             temp_dir,
             client,
             breakers: Mutex::new(HashMap::new()),
             meta: Mutex::new(HashMap::new()),
+            presign: presign::PresignCache::new(metrics.clone()),
+            metrics,
         })
     }
 
@@ -472,6 +491,7 @@ impl OriginState {
 enum Kind {
     Local(local::LocalSource),
     Http(http::HttpSource),
+    S3(Arc<s3::S3Source>),
 }
 
 #[derive(Debug)]
@@ -494,6 +514,7 @@ struct Rule {
 enum Key {
     Local(String),
     Http(reqwest::Url),
+    S3(String),
 }
 
 impl Key {
@@ -501,6 +522,7 @@ impl Key {
         match self {
             Key::Local(p) => p.clone(),
             Key::Http(u) => u.to_string(),
+            Key::S3(k) => k.clone(),
         }
     }
 }
@@ -509,6 +531,8 @@ impl Key {
 enum Op {
     Stat,
     Fetch,
+    /// Like `Fetch`, but an S3 source may answer with a presigned URL instead of a file.
+    Input,
     Open,
 }
 
@@ -562,6 +586,25 @@ impl Origins {
                     Source::Http(h) => {
                         http::HttpSource::compile(h, default_timeout).map(Kind::Http)
                     }
+                    Source::S3(c) => {
+                        // A rotated Secret drops the source's presigned URLs at once.
+                        let presign = Arc::downgrade(&state.presign);
+                        let (origin, source) = (o.name.clone(), c.name.clone());
+                        let on_rotate: crate::s3::OnRotate = Arc::new(move |fp: &str| {
+                            if let Some(p) = presign.upgrade() {
+                                p.credentials(&origin, &source, fp);
+                            }
+                        });
+                        s3::S3Source::compile(c, default_timeout, Some(on_rotate))
+                    }
+                    .map(|src| {
+                        state.presign.credentials(
+                            &o.name,
+                            &c.name,
+                            &src.conn.credentials_fingerprint,
+                        );
+                        Kind::S3(Arc::new(src))
+                    }),
                 };
                 match kind {
                     Ok(kind) => sources.push(CompiledSource {
@@ -662,7 +705,18 @@ impl Origins {
     /// and while downloading. The source timeout bounds the response headers and every wait
     /// for a body chunk (an idle timeout), not the whole download.
     pub async fn fetch(&self, route: &Route) -> Result<Fetched, OriginError> {
-        match self.run(route, Op::Fetch).await? {
+        self.fetch_as(route, Op::Fetch).await
+    }
+
+    /// What ffmpeg should read: like [`Origins::fetch`], except that an S3 source with
+    /// `presign.transformInput` answers with a cached presigned URL (after a HEAD that
+    /// enforces the size limit), so ffmpeg reads only the byte ranges it needs.
+    pub async fn input(&self, route: &Route) -> Result<Fetched, OriginError> {
+        self.fetch_as(route, Op::Input).await
+    }
+
+    async fn fetch_as(&self, route: &Route, op: Op) -> Result<Fetched, OriginError> {
+        match self.run(route, op).await? {
             Done::Fetched(f) => Ok(f),
             Done::Meta(_) | Done::Opened(..) => Err(OriginError::NotFound {
                 origin: route.origin.clone(),
@@ -702,6 +756,7 @@ impl Origins {
             let key = match &src.kind {
                 Kind::Local(l) => l.key(&route.captures).map(Key::Local),
                 Kind::Http(h) => h.key(&route.captures).map(Key::Http),
+                Kind::S3(s) => s.key(&route.captures).map(Key::S3),
             }
             .map_err(|e| e.named(&rule.name, &src.name, self.max_input))?;
             let meta_key = (
@@ -827,7 +882,7 @@ impl Origins {
         match (&src.kind, key) {
             (Kind::Local(l), Key::Local(k)) => match op {
                 Op::Stat => Ok(Done::Meta(l.find(k).await?.meta(origin, source, k))),
-                Op::Fetch => {
+                Op::Fetch | Op::Input => {
                     let found = l.find(k).await?;
                     if found.len > self.max_input {
                         return Err(SourceError::TooLarge(Some(found.len)));
@@ -835,6 +890,7 @@ impl Origins {
                     Ok(Done::Fetched(Fetched {
                         meta: found.meta(origin, source, k),
                         path: found.path,
+                        url: None,
                         _spool: None,
                     }))
                 }
@@ -849,7 +905,7 @@ impl Origins {
                     Op::Stat => Ok(Done::Meta(
                         h.head(client, url).await?.meta(origin, source, k),
                     )),
-                    Op::Fetch => {
+                    Op::Fetch | Op::Input => {
                         let head = h.head(client, url).await?;
                         if let Some(len) = head.length.filter(|l| *l > self.max_input) {
                             return Err(SourceError::TooLarge(Some(len)));
@@ -860,6 +916,7 @@ impl Origins {
                         Ok(Done::Fetched(Fetched {
                             meta: meta.meta(origin, source, k),
                             path: spool.to_path_buf(),
+                            url: None,
                             _spool: Some(spool),
                         }))
                     }
@@ -869,9 +926,82 @@ impl Origins {
                     }
                 }
             }
+            (Kind::S3(s), Key::S3(k)) => {
+                let shown = || s.display_key(k);
+                match op {
+                    Op::Stat => Ok(Done::Meta(s.head(k).await?.meta(origin, source, shown()))),
+                    Op::Input if s.presign.transform_input => {
+                        let head = s.head(k).await?;
+                        if let Some(len) = head.length.filter(|l| *l > self.max_input) {
+                            return Err(SourceError::TooLarge(Some(len)));
+                        }
+                        let url = self.presigned(origin, source, s, k).await?;
+                        Ok(Done::Fetched(Fetched {
+                            meta: head.meta(origin, source, shown()),
+                            path: PathBuf::new(),
+                            url: Some(url),
+                            _spool: None,
+                        }))
+                    }
+                    Op::Fetch | Op::Input => {
+                        let (meta, spool) =
+                            s.spool(k, self.max_input, &self.state.temp_dir).await?;
+                        Ok(Done::Fetched(Fetched {
+                            meta: meta.meta(origin, source, shown()),
+                            path: spool.to_path_buf(),
+                            url: None,
+                            _spool: Some(spool),
+                        }))
+                    }
+                    Op::Open => {
+                        let (meta, body) = s.open(k).await?;
+                        Ok(Done::Opened(meta.meta(origin, source, shown()), body))
+                    }
+                }
+            }
             // A key is always built by its own source's kind.
             _ => Err(SourceError::Io("source kind mismatch".into())),
         }
+    }
+}
+
+impl Origins {
+    /// A presigned GET URL for `key` of an S3 source, from the process's presign cache.
+    async fn presigned(
+        &self,
+        origin: &str,
+        source: &str,
+        s: &Arc<s3::S3Source>,
+        key: &str,
+    ) -> Result<Arc<str>, SourceError> {
+        let life = presign::Lifetime {
+            lifetime: Duration::from_secs(s.presign.lifetime_seconds.into()),
+            margin: Duration::from_secs(s.presign.safety_margin_seconds.into()),
+        };
+        let (src, k) = (s.clone(), key.to_string());
+        let sign: presign::Signer = Arc::new(move || {
+            let (src, k) = (src.clone(), k.clone());
+            Box::pin(async move { src.presign_get(&k, SystemTime::now()).await })
+        });
+        self.state
+            .presign
+            .url((origin, source, key, "GET"), life, sign)
+            .await
+    }
+
+    /// A presigned URL of the original for `route`, when its first source that has the
+    /// object is an S3 source with `presign.redirectOriginals` (for answering with a redirect
+    /// instead of proxying). `None` for every other source.
+    pub async fn original_redirect(&self, route: &Route) -> Option<Arc<str>> {
+        let meta = self.stat(route).await.ok()?;
+        let rule = self.rule(route)?;
+        let src = rule.sources.iter().find(|s| s.name == meta.source)?;
+        let Kind::S3(s) = &src.kind else { return None };
+        if !s.presign.redirect_originals {
+            return None;
+        }
+        let key = s.key(&route.captures).ok()?;
+        self.presigned(&rule.name, &src.name, s, &key).await.ok()
     }
 }
 

@@ -2,8 +2,8 @@
 //! the arguments from a [`Variant`](crate::variant::Variant), run with a process-group kill on
 //! deadline or drop, and stream stdout.
 //!
-//! The layer sits after the origin (which always hands it a local file it wrote itself, never
-//! a URL) and before the cache store, which consumes [`Job::next_chunk`] while the client
+//! The layer sits after the origin (which hands it a local file, or for S3 sources a presigned
+//! URL built from config, never a URL a client chose) and before the cache store, which consumes [`Job::next_chunk`] while the client
 //! receives the same bytes.
 //!
 //! Security model (see `research/dataplane-anchors.md` §3):
@@ -34,6 +34,47 @@ use std::time::Duration;
 pub const FORMAT_WHITELIST: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm";
 /// Protocols ffmpeg/ffprobe may use: the local input file and the output pipe.
 pub const PROTOCOL_WHITELIST: &str = "file,pipe";
+/// Protocols allowed when the input is a presigned URL of an S3 source (the URL is built from
+/// config, never from the request): HTTP(S) and the transports under it, plus the output pipe.
+/// `file` is not among them, so a URL input can never reach a local file.
+pub const URL_PROTOCOL_WHITELIST: &str = "http,https,tcp,tls,pipe";
+
+/// What ffmpeg reads: a local file the origin wrote or owns, or a presigned HTTP(S) URL of an
+/// S3 source (ffmpeg then reads only the byte ranges it needs).
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    File(&'a Path),
+    Url(&'a str),
+}
+
+impl Input<'_> {
+    /// The `-i` argument and the protocol whitelist it needs.
+    fn resolve(&self) -> Result<(String, &'static str), TranscodeError> {
+        match self {
+            Input::File(p) => Ok((input_url(p)?, PROTOCOL_WHITELIST)),
+            Input::Url(u) => {
+                let ok = (u.starts_with("http://") || u.starts_with("https://"))
+                    && !u.contains(['\n', '\r', '\0', ' ']);
+                if !ok {
+                    return Err(TranscodeError::InvalidInputPath(
+                        "input URL must be http(s) without control characters".into(),
+                    ));
+                }
+                Ok((u.to_string(), URL_PROTOCOL_WHITELIST))
+            }
+        }
+    }
+}
+
+/// Replaces the protocol whitelist of an argument vector built for a `file:` input.
+fn with_protocols(mut args: Vec<String>, protocols: &str) -> Vec<String> {
+    if let Some(i) = args.iter().position(|a| a == "-protocol_whitelist") {
+        if let Some(v) = args.get_mut(i + 1) {
+            *v = protocols.to_string();
+        }
+    }
+    args
+}
 /// Decoders ffmpeg may open (implementation names, defence in depth behind the probe's
 /// codec check). Not passed to ffprobe: there a refused decoder fails the whole probe,
 /// which would hide the clearer "unsupported codec" answer.
@@ -90,8 +131,18 @@ impl Transcoder {
         input: &Path,
         limits: &ProbeLimits,
     ) -> Result<MediaInfo, TranscodeError> {
-        let url = input_url(input)?;
-        let args = probe::probe_args(&url, limits.probe_size_bytes);
+        self.probe_input(Input::File(input), limits).await
+    }
+
+    /// [`Transcoder::probe`] for a file or a presigned URL, with the same guarantees; a URL
+    /// input may use only [`URL_PROTOCOL_WHITELIST`].
+    pub async fn probe_input(
+        &self,
+        input: Input<'_>,
+        limits: &ProbeLimits,
+    ) -> Result<MediaInfo, TranscodeError> {
+        let (url, protocols) = input.resolve()?;
+        let args = with_protocols(probe::probe_args(&url, limits.probe_size_bytes), protocols);
         self.count("ffprobe");
         let mut job = Job::spawn("ffprobe", &self.cfg.ffprobe, &args, limits.timeout)?;
         let mut out = Vec::new();
@@ -126,8 +177,18 @@ impl Transcoder {
         plan: &Plan,
         deadline: Duration,
     ) -> Result<Job, TranscodeError> {
-        let url = input_url(input)?;
-        let args = plan.ffmpeg_args(&url, self.cfg.probe_size_bytes);
+        self.spawn_input(Input::File(input), plan, deadline)
+    }
+
+    /// [`Transcoder::spawn`] for a file or a presigned URL, with the same guarantees.
+    pub fn spawn_input(
+        &self,
+        input: Input<'_>,
+        plan: &Plan,
+        deadline: Duration,
+    ) -> Result<Job, TranscodeError> {
+        let (url, protocols) = input.resolve()?;
+        let args = with_protocols(plan.ffmpeg_args(&url, self.cfg.probe_size_bytes), protocols);
         self.count("ffmpeg");
         Job::spawn("ffmpeg", &self.cfg.ffmpeg, &args, deadline)
     }
