@@ -260,22 +260,12 @@ pub fn step(input: Input<'_>) -> Output {
                     None,
                     now,
                 );
-                if target.hash != to.hash {
-                    out.held_back = Some(HeldBack {
-                        hash: target.hash.clone(),
-                        revision: target.label(),
-                        generation,
-                    });
-                }
-                let reason = format!(
+                let msg = format!(
                     "rollback to {} requested; {} is held back until the spec changes or a retry is asked",
                     to.label(),
                     target.label()
                 );
-                out.events.push(event(true, "RolledBack", reason.clone()));
-                out.rolled_back = Some(reason);
-                out.pointer = stable_only(&to);
-                return out;
+                return out_of_traffic(out, &target, &to, generation, "RolledBack", msg);
             }
             None => out.events.push(event(
                 true,
@@ -598,6 +588,30 @@ pub fn step(input: Input<'_>) -> Output {
     out
 }
 
+/// Ends with `serve` taking all traffic and `held` held back (unless it is the same content),
+/// with a Warning event `reason` and the `RolledBack` condition's message `msg`.
+fn out_of_traffic(
+    mut out: Output,
+    held: &Rev,
+    serve: &Rev,
+    generation: i64,
+    reason: &'static str,
+    msg: String,
+) -> Output {
+    if held.hash != serve.hash {
+        out.held_back = Some(HeldBack {
+            hash: held.hash.clone(),
+            revision: held.label(),
+            generation,
+        });
+    }
+    out.events.push(event(true, reason, msg.clone()));
+    out.rolled_back = Some(msg);
+    out.pointer = stable_only(serve);
+    out.rollout = None;
+    out
+}
+
 fn rev_of(ro: &RolloutStatus) -> Rev {
     Rev {
         number: ro.revision.trim_start_matches('r').parse().unwrap_or(0),
@@ -666,11 +680,6 @@ fn fail(
         ro.last_analysis.clone(),
         now,
     );
-    out.held_back = Some(HeldBack {
-        hash: target.hash.clone(),
-        revision: target.label(),
-        generation,
-    });
     let verb = if outcome == Outcome::Aborted {
         "Aborted"
     } else {
@@ -682,11 +691,7 @@ fn fail(
         ro.weight,
         stable.label()
     );
-    out.events.push(event(true, verb, msg.clone()));
-    out.rolled_back = Some(msg);
-    out.pointer = stable_only(stable);
-    out.rollout = None;
-    out
+    out_of_traffic(out, target, stable, generation, verb, msg)
 }
 
 fn promote(
@@ -780,21 +785,12 @@ fn bake(
                 h.outcome = Outcome::Stable;
                 h.time = rfc3339(now);
             }
-            out.held_back = Some(HeldBack {
-                hash: stable.hash.clone(),
-                revision: stable.label(),
-                generation,
-            });
             let msg = format!(
                 "{} rolled back to {}: {reason}",
                 stable.label(),
                 previous.label()
             );
-            out.events.push(event(true, "RolledBack", msg.clone()));
-            out.rolled_back = Some(msg);
-            out.pointer = stable_only(&previous);
-            out.rollout = None;
-            return out;
+            return out_of_traffic(out, stable, &previous, generation, "RolledBack", msg);
         }
     }
     if secs_since(&ro.step_started_at, now) >= f64::from(spec.bake_seconds) {
