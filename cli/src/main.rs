@@ -176,8 +176,29 @@ enum Command {
     },
 }
 
+/// Parses the command line; help and errors name the program as it was invoked (`kubectl vr`
+/// when installed as the kubectl plugin `kubectl-vr`, `vrctl` otherwise).
+fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let invoked = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let name = if invoked.starts_with("kubectl-vr") {
+        "kubectl vr"
+    } else {
+        "vrctl"
+    };
+    let matches = Cli::command().name(name).bin_name(name).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
