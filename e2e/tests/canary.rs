@@ -910,3 +910,37 @@ async fn annotate(api: &Api<VideoResizerConfig>, key: &str, value: &str) -> Resu
         .with_context(|| format!("annotating {key}"))?;
     Ok(())
 }
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn a_revision_the_data_planes_refuse_to_load_is_rolled_back_not_left_inconclusive() {
+    scenario(async |w| {
+        let run = w.start(DEFAULT_POLICY, 1).await?;
+        warm().await?;
+        let load = Load::start(load_plan(60, 0, Duration::from_secs(90)));
+        // Valid for the operator, but its Secret is not mounted in these "pods": every data
+        // plane refuses the revision (it cannot read the token file) and keeps serving r1.
+        let refused = w.config_yaml("${name}.mp4", DEFAULT_POLICY).replace(
+            "  params:\n",
+            "  admin:\n    tokens:\n      - name: ops\n        secretRef: { name: ops-token, key: token }\n        scopes: [read]\n  params:\n",
+        );
+        w.cp.apply(&refused)?;
+        let c = wait_rollout(&run.vrcs, "a rollback", Duration::from_secs(60), |c| {
+            outcome(c, "r2") == Some(Outcome::RolledBack)
+        })
+        .await?;
+        let reason = c
+            .status
+            .as_ref()
+            .and_then(|s| s.history.iter().find(|h| h.revision == "r2"))
+            .and_then(|h| h.reason.clone())
+            .unwrap_or_default();
+        println!("REFUSED_CANARY reason={reason}");
+        anyhow::ensure!(reason.contains("refused"), "{reason}");
+        let hits = load.stop().await;
+        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        drop(run);
+        Ok(())
+    })
+    .await;
+}

@@ -329,7 +329,13 @@ async fn analysis_window(
             tracing::info!(config = %key, %note, "analysis");
         }
     }
-    let result = analysis::analyse(&spec, &sampled, now);
+    let mut result = analysis::analyse(&spec, &sampled, now);
+    if let Ok(analysis::Sample::Window(w)) = &sampled {
+        if let Some(why) = analysis::refused_canary(w, &ro.revision).filter(|_| !baking) {
+            result.verdict = vr_crds::rollout::Verdict::Fail;
+            result.reasons.push(why);
+        }
+    }
     tracing::info!(
         config = %key,
         canary = %ro.revision,

@@ -58,6 +58,23 @@ pub struct Window {
     /// What the operator should log about how the numbers were obtained (unreadable pods, pods
     /// that restarted, pods counted from the next window). Not verdict reasons.
     pub notes: Vec<String>,
+    /// Scrape only: (pods that have the canary loaded in the canary role, pods read). A canary
+    /// no pod loaded was refused by the data planes (see [`refused_canary`]).
+    pub canary_loaded: Option<(usize, usize)>,
+}
+
+/// Why a window says the data planes refused the canary, if it does: every pod read reports the
+/// canary revision not loaded (the data plane refuses a revision it cannot compile, e.g. a
+/// Secret file missing in the pods; the stable revision then serves everything and the canary
+/// would otherwise look merely idle).
+pub fn refused_canary(window: &Window, canary: &str) -> Option<String> {
+    match window.canary_loaded {
+        Some((0, pods)) if pods > 0 => Some(format!(
+            "none of the {pods} data-plane pods read has loaded canary {canary}: they refused it \
+             (see vr_config_loads_total{{outcome=\"invalid\"}} and the data-plane logs)"
+        )),
+        _ => None,
+    }
 }
 
 /// What a provider measured.
@@ -224,11 +241,19 @@ impl ScrapeProvider {
                 w.restarted
             ));
         }
+        let loaded = current
+            .values()
+            .filter(|s| {
+                s.active
+                    .contains(&(query.canary.to_owned(), "canary".to_owned()))
+            })
+            .count();
         Ok(Sample::Window(Window {
             canary: w.total.numbers(query.canary),
             stable: w.total.numbers(query.stable),
             window_seconds: whole_seconds(at.saturating_duration_since(previous.at)),
             notes,
+            canary_loaded: Some((loaded, pods)),
         }))
     }
 }
@@ -255,6 +280,7 @@ impl PrometheusProvider {
             stable,
             window_seconds: whole_seconds(query.window),
             notes: Vec::new(),
+            canary_loaded: None,
         }))
     }
 }
@@ -469,5 +495,38 @@ mod tests {
         };
         let r = rt.block_on(analyzer.sample(&spec, &q));
         assert!(matches!(r, Err(ProviderError::MissingPrometheus)));
+    }
+
+    #[test]
+    fn a_canary_no_pod_loaded_is_reported_as_refused_and_one_loaded_anywhere_is_not() {
+        let mut w = Window {
+            canary_loaded: Some((0, 3)),
+            ..Window::default()
+        };
+        let why = refused_canary(&w, "r4").expect("refused");
+        assert!(why.contains("none of the 3") && why.contains("r4"), "{why}");
+        w.canary_loaded = Some((1, 3));
+        assert_eq!(refused_canary(&w, "r4"), None);
+        w.canary_loaded = None;
+        assert_eq!(
+            refused_canary(&w, "r4"),
+            None,
+            "Prometheus says nothing about it"
+        );
+        w.canary_loaded = Some((0, 0));
+        assert_eq!(
+            refused_canary(&w, "r4"),
+            None,
+            "no pod read: a provider error instead"
+        );
+    }
+
+    #[test]
+    fn the_loaded_revisions_and_roles_are_read_from_the_config_active_gauge() {
+        let page = "# TYPE vr_config_active gauge\nvr_config_active{revision=\"r3\",role=\"stable\"} 1\nvr_config_active{revision=\"r4\",role=\"canary\"} 1\nvr_config_active{revision=\"r2\",role=\"stable\"} 0\n# EOF\n";
+        let s = Snapshot::parse(page).expect("parses");
+        assert!(s.active.contains(&("r4".to_owned(), "canary".to_owned())));
+        assert!(s.active.contains(&("r3".to_owned(), "stable".to_owned())));
+        assert!(!s.active.iter().any(|(r, _)| r == "r2"));
     }
 }

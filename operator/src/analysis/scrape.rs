@@ -31,6 +31,8 @@ use super::exposition::{self, ParseError};
 pub const REQUESTS_TOTAL: &str = "vr_requests_total";
 /// Request latency histogram buckets.
 pub const DURATION_BUCKET: &str = "vr_request_duration_seconds_bucket";
+/// The gauge saying which revisions a data plane has loaded, with their role (1 = loaded).
+pub const CONFIG_ACTIVE: &str = "vr_config_active";
 /// Largest metrics page read from one pod.
 pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -185,6 +187,8 @@ fn count(v: f64) -> u64 {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub revisions: BTreeMap<String, RevisionCounters>,
+    /// Revisions loaded on the pod now, as `(revision, role)` (from `vr_config_active`).
+    pub active: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Snapshot {
@@ -192,6 +196,14 @@ impl Snapshot {
     pub fn parse(text: &str) -> Result<Snapshot, ParseError> {
         let mut snap = Snapshot::default();
         for s in exposition::parse(text)? {
+            if s.name == CONFIG_ACTIVE {
+                if let (Some(rev), Some(role)) = (s.label("revision"), s.label("role")) {
+                    if s.value == 1.0 {
+                        snap.active.insert((rev.to_owned(), role.to_owned()));
+                    }
+                }
+                continue;
+            }
             if s.name != REQUESTS_TOTAL && s.name != DURATION_BUCKET {
                 continue;
             }
