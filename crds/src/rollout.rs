@@ -3,8 +3,8 @@
 //!
 //! A new revision is served to a share of traffic (the canary) that grows step by step. At every
 //! `analysis.intervalSeconds` the operator compares the canary's numbers with the stable
-//! revision's; a step advances once its pause has passed with at least one passing window and no
-//! failure; the last step promotes (stable := canary), followed by a bake time during which the
+//! revision's; a step advances once its pause has passed with at least one passing window and the
+//! latest window passing; the last step promotes (stable := canary), followed by a bake time during which the
 //! new stable is still watched. A failing canary goes to weight 0 at once.
 //!
 //! Percentages are integers and times are whole seconds (Kubernetes API conventions avoid
@@ -74,7 +74,7 @@ pub struct RolloutStep {
     #[schemars(range(min = 1, max = 100))]
     pub weight: u32,
     /// Least time at this step, in seconds. The step advances when this has passed, at least one
-    /// analysis window at this step passed, and none failed.
+    /// analysis window at this step passed, and the latest window passed.
     #[serde(default = "default_pause_seconds")]
     #[schemars(range(max = 86400))]
     pub pause_seconds: u32,

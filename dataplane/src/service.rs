@@ -149,8 +149,11 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
                 // client gets the stable revision's answer instead.
                 record(app, &ctx, rt.revision(), Role::Canary, resp.status());
                 app.metrics.canary_fallbacks.inc();
+                drop(resp);
+                // The stable answer is timed on its own (its latency feeds the analysis).
                 ctx.cache = CacheStatus::Pass;
                 ctx.warnings = None;
+                ctx.timing = Timing::default();
                 let stable = live.stable.clone();
                 let mut resp = run(app, &stable, &req, peer, &mut ctx).await;
                 if let Ok(v) = HeaderValue::from_str(rt.revision()) {
@@ -200,12 +203,15 @@ async fn run(
 }
 
 /// Whether a canary's answer is a failure the stable revision should answer instead: any
-/// error except those that retrying cannot change (an unsatisfiable range, load shedding).
+/// error except those that retrying cannot change (an unsatisfiable range, load shedding) or
+/// that would double a wait (a timeout).
 fn canary_failed(status: StatusCode) -> bool {
     (status.is_client_error() || status.is_server_error())
         && status != StatusCode::RANGE_NOT_SATISFIABLE
         && status != StatusCode::SERVICE_UNAVAILABLE
         && status != StatusCode::TOO_MANY_REQUESTS
+        // A timeout would make the client wait twice, and load a slow origin twice.
+        && status != StatusCode::GATEWAY_TIMEOUT
 }
 
 /// Counts one answer of `revision` in the request metrics.

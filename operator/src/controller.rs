@@ -50,6 +50,8 @@ pub enum Error {
     Prune { name: String, source: kube::Error },
     #[error("writing status failed: {0}")]
     Status(kube::Error),
+    #[error("removing the request annotations acted on failed: {0}")]
+    Consume(kube::Error),
     #[error("the object has no namespace")]
     NoNamespace,
 }
@@ -61,6 +63,7 @@ impl Error {
             Error::Apply { .. } => "apply_failed",
             Error::Prune { .. } => "prune_failed",
             Error::Status(_) => "status_failed",
+            Error::Consume(_) => "consume_failed",
             Error::NoNamespace => "no_namespace",
         }
     }
@@ -331,7 +334,9 @@ async fn analysis_window(
     }
     let mut result = analysis::analyse(&spec, &sampled, now);
     if let Ok(analysis::Sample::Window(w)) = &sampled {
-        if let Some(why) = analysis::refused_canary(w, &ro.revision).filter(|_| !baking) {
+        // Not on the first window: the pods may not have loaded the new pointer yet.
+        let first = ro.last_analysis.is_none();
+        if let Some(why) = analysis::refused_canary(w, &ro.revision).filter(|_| !baking && !first) {
             result.verdict = vr_crds::rollout::Verdict::Fail;
             result.reasons.push(why);
         }
@@ -445,6 +450,11 @@ async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<A
         apply::<HorizontalPodAutoscaler>(client, &ns, &children::hpa(w)).await?;
         apply::<PodDisruptionBudget>(client, &ns, &children::pdb(w)).await?;
     }
+    if plan.status_first {
+        // Taking traffic away: record the decision (held back, rolled back) before acting, so
+        // a failed pointer write is retried from it instead of forgotten.
+        write_status(&vrcs, cfg, &plan.status).await?;
+    }
     if let Some(p) = &plan.pointer {
         apply::<ConfigMap>(client, &ns, p).await?;
     }
@@ -481,16 +491,8 @@ async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<A
             }
         }
     }
-    if cfg.status.as_ref() != Some(&plan.status) {
-        let api = vrcs.clone();
-        let body = serde_json::json!({
-            "apiVersion": format!("{}/{}", contract::GROUP, vr_crds::resources::VERSION),
-            "kind": "VideoResizerConfig",
-            "status": plan.status,
-        });
-        api.patch_status(&name, &apply_params(), &Patch::Apply(body))
-            .await
-            .map_err(Error::Status)?;
+    if !plan.status_first {
+        write_status(&vrcs, cfg, &plan.status).await?;
     }
     let reference = object_reference(cfg);
     for ev in &plan.events {
@@ -527,18 +529,36 @@ async fn reconcile_inner(cached: &VideoResizerConfig, ctx: &Context) -> Result<A
             .map(|k| ((*k).to_string(), serde_json::Value::Null))
             .collect();
         let body = serde_json::json!({ "metadata": { "annotations": annotations } });
-        if let Err(e) = vrcs
-            .patch(&name, &PatchParams::default(), &Patch::Merge(body))
+        // A request left in place would be acted on again: failing here retries the reconcile.
+        vrcs.patch(&name, &PatchParams::default(), &Patch::Merge(body))
             .await
-        {
-            tracing::warn!(config = %key, error = %e, "cannot remove the request annotations acted on");
-        }
+            .map_err(Error::Consume)?;
     }
     // Watches bring changes at once; a running rollout wakes at its next window or step end;
     // otherwise the periodic pass only refreshes what no watch reports.
     Ok(Action::requeue(
         plan.wake_after.unwrap_or(Duration::from_secs(300)),
     ))
+}
+
+/// Writes `status` (server-side apply of the status subresource) if it changed.
+async fn write_status(
+    vrcs: &Api<VideoResizerConfig>,
+    cfg: &VideoResizerConfig,
+    status: &vr_crds::resources::VideoResizerConfigStatus,
+) -> Result<(), Error> {
+    if cfg.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "apiVersion": format!("{}/{}", contract::GROUP, vr_crds::resources::VERSION),
+        "kind": "VideoResizerConfig",
+        "status": status,
+    });
+    vrcs.patch_status(&cfg.name_any(), &apply_params(), &Patch::Apply(body))
+        .await
+        .map(|_| ())
+        .map_err(Error::Status)
 }
 
 fn object_reference(cfg: &VideoResizerConfig) -> ObjectReference {

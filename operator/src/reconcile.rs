@@ -80,6 +80,9 @@ pub struct Plan {
     pub wake_after: Option<std::time::Duration>,
     /// A rollout or bake began: take a metrics baseline now.
     pub baseline: bool,
+    /// The plan takes traffic away from a revision (rollback, abort): write status before the
+    /// pointer, so that a failed pointer write can never give a failed canary its weight back.
+    pub status_first: bool,
 }
 
 /// Condition types (kstatus).
@@ -137,6 +140,31 @@ pub fn plan(
                 });
             }
             let serving = observed.pointer.is_some();
+            // A canary running when the spec turned invalid leaves traffic at once: with no
+            // valid spec there is nothing to judge it against or promote it to.
+            let mut history = prev.history.clone();
+            let mut rollout = prev.rollout.clone();
+            let mut pointer = None;
+            if let Some(p) = observed.pointer.as_ref().filter(|p| p.canary.is_some()) {
+                let stable_only = Pointer {
+                    stable: p.stable.clone(),
+                    canary: None,
+                    canary_weight_bp: 0,
+                };
+                pointer = Some(pointer_configmap(cfg, &stable_only));
+                if let Some(ro) = rollout.take() {
+                    if let Some(r) = history.iter_mut().find(|h| h.revision == ro.revision) {
+                        r.outcome = vr_crds::rollout::Outcome::Replaced;
+                        r.reason = Some("the spec became invalid during its rollout".into());
+                        r.time = now.to_string();
+                    }
+                }
+                events.push(EventSpec {
+                    warning: true,
+                    reason: "RolloutStopped",
+                    note: "the spec became invalid: the canary is out of traffic".into(),
+                });
+            }
             let mut conditions = prev.conditions.clone();
             set_condition(
                 &mut conditions,
@@ -177,15 +205,19 @@ pub fn plan(
                 active_config_map: prev.active_config_map.clone(),
                 last_revision,
                 ready_replicas: observed.ready_replicas,
-                canary_weight: prev.canary_weight,
+                canary_weight: if pointer.is_some() {
+                    0
+                } else {
+                    prev.canary_weight
+                },
                 message: Some(message),
-                rollout: prev.rollout.clone(),
+                rollout,
                 held_back: prev.held_back.clone(),
-                history: prev.history.clone(),
+                history,
             };
             return Plan {
                 new_revision: None,
-                pointer: None,
+                pointer,
                 workload: None,
                 prune: Vec::new(),
                 status,
@@ -193,6 +225,7 @@ pub fn plan(
                 consume: Vec::new(),
                 wake_after: None,
                 baseline: false,
+                status_first: false,
             };
         }
     };
@@ -223,10 +256,20 @@ pub fn plan(
         configmap: cm_name.clone(),
         hash: rendered.hash.clone(),
     };
-    let stable = observed
-        .pointer
-        .as_ref()
-        .and_then(|p| Rev::find(&observed.revisions, &p.stable));
+    // The pointer's stable revision; a pointer naming a ConfigMap not listed (deleted by hand)
+    // still counts as stable (number from its name, unknown content), so nothing skips the
+    // canary.
+    let stable = observed.pointer.as_ref().map(|p| {
+        Rev::find(&observed.revisions, &p.stable).unwrap_or_else(|| Rev {
+            number: p
+                .stable
+                .rsplit_once("-r")
+                .and_then(|(_, rest)| rest.split('-').next()?.parse().ok())
+                .unwrap_or(0),
+            configmap: p.stable.clone(),
+            hash: String::new(),
+        })
+    });
     let empty = BTreeMap::new();
     let ro = rollout::step(rollout::Input {
         spec: &cfg.spec.rollout,
@@ -237,6 +280,7 @@ pub fn plan(
         stable,
         revisions: &observed.revisions,
         ready_replicas: observed.ready_replicas,
+        min_replicas: cfg.spec.workload.min_replicas,
         restarts: observed.restarts,
         window: observed.window.clone(),
         now,
@@ -515,6 +559,7 @@ pub fn plan(
         consume: ro.consumed.clone(),
         wake_after: ro.wake_after,
         baseline: ro.started,
+        status_first: ro.rolled_back.is_some(),
     }
 }
 

@@ -14,8 +14,8 @@
 //! * **Window**: every analysis window's verdict is tallied (`failureLimit`,
 //!   `consecutiveErrorLimit`; inconclusive neither passes nor fails). Data-plane health (ready
 //!   pods below the rollout's baseline, container restarts above it) fails at once.
-//! * **Advance**: a step whose pause has passed with at least one passing window and no
-//!   failure moves to the next weight; after the last step the canary is **promoted**
+//! * **Advance**: a step whose pause has passed with at least one passing window at
+//!   this step, the latest window passing, moves to the next weight; after the last step the canary is **promoted**
 //!   (stable := canary) and watched for `bakeSeconds` against the absolute limits.
 //! * **Fail**: weight 0 at once, the revision is `RolledBack` with the numbers that failed it,
 //!   its content is held back until the spec changes (a new generation) or a retry is asked.
@@ -81,6 +81,9 @@ pub struct Input<'a> {
     /// Every revision ConfigMap that exists (targets of rollback-to-N).
     pub revisions: &'a [ObservedRevision],
     pub ready_replicas: i32,
+    /// The workload's `minReplicas`: ready pods below both it and the rollout's starting count
+    /// fail the rollout.
+    pub min_replicas: i32,
     /// Container restarts of the data-plane pods, summed.
     pub restarts: i32,
     /// The analysis window that ended now, if one did (verdict `Error` when unreadable).
@@ -193,6 +196,7 @@ pub fn step(input: Input<'_>) -> Output {
         stable,
         revisions,
         ready_replicas,
+        min_replicas,
         restarts,
         window,
         now,
@@ -265,7 +269,11 @@ pub fn step(input: Input<'_>) -> Output {
                     to.label(),
                     target.label()
                 );
-                return out_of_traffic(out, &target, &to, generation, "RolledBack", msg);
+                let mut out = out_of_traffic(out, &target, &to, generation, "RolledBack", msg);
+                if out.held_back.as_ref().is_some_and(|h| h.hash == to.hash) {
+                    out.held_back = None;
+                }
+                return out;
             }
             None => out.events.push(event(
                 true,
@@ -302,6 +310,40 @@ pub fn step(input: Input<'_>) -> Output {
     if let Some(ro) = out.rollout.clone() {
         if ro.state == RolloutState::Baking {
             if target.hash == ro.hash && stable.hash == ro.hash {
+                if has(contract::ANNOTATION_PROMOTE) {
+                    // Already promoted: the request ends the bake.
+                    out.consumed.push(contract::ANNOTATION_PROMOTE);
+                    out.rollout = None;
+                    out.pointer = stable_only(&stable);
+                    return out;
+                }
+                if has(contract::ANNOTATION_ABORT) {
+                    out.consumed.push(contract::ANNOTATION_ABORT);
+                    let previous = Rev {
+                        number: ro
+                            .previous_revision
+                            .trim_start_matches('r')
+                            .parse()
+                            .unwrap_or(0),
+                        configmap: ro.previous_config_map.clone(),
+                        hash: String::new(),
+                    };
+                    record(
+                        &mut out.history,
+                        &stable,
+                        Outcome::Aborted,
+                        Some("abort requested during the bake".into()),
+                        None,
+                        now,
+                    );
+                    restore_stable(&mut out.history, &previous, now);
+                    let msg = format!(
+                        "{} aborted during its bake; {} serves everything again",
+                        stable.label(),
+                        previous.label()
+                    );
+                    return out_of_traffic(out, &stable, &previous, generation, "Aborted", msg);
+                }
                 return bake(out, spec, ro, &stable, window, generation, now);
             }
             out.rollout = None;
@@ -345,9 +387,13 @@ pub fn step(input: Input<'_>) -> Output {
     }
 
     // The target differs from stable: a rollout of it runs (or starts now).
+    // A window belongs to the rollout it was measured for: a rollout that starts now (or
+    // replaces another) ignores it.
+    let mut window = window;
     let mut ro = match out.rollout.take() {
         Some(ro) if ro.hash == target.hash => ro,
         other => {
+            window = None;
             if let Some(old) = other {
                 let was = rev_of(&old);
                 record(
@@ -451,9 +497,11 @@ pub fn step(input: Input<'_>) -> Output {
 
     // Health of the data plane.
     let mut health = None;
-    if ready_replicas < ro.baseline_ready_replicas {
+    // Fewer ready pods than at the start *and* than the workload's minimum: not a scale-down
+    // the autoscaler chose (it never goes below minReplicas).
+    if ready_replicas < ro.baseline_ready_replicas && ready_replicas < min_replicas {
         health = Some(format!(
-            "ready data-plane pods fell from {} to {ready_replicas} during the rollout",
+            "ready data-plane pods fell from {} to {ready_replicas} (minReplicas {min_replicas}) during the rollout",
             ro.baseline_ready_replicas
         ));
     } else if restarts > ro.baseline_restarts {
@@ -554,7 +602,12 @@ pub fn step(input: Input<'_>) -> Output {
     let step_idx = ro.step as usize;
     let pause = spec.steps.get(step_idx).map_or(0, |s| s.pause_seconds) as f64;
     let elapsed = secs_since(&ro.step_started_at, now);
-    if ro.state == RolloutState::Canary && elapsed >= pause && ro.passed_windows >= 1 {
+    let last_passed = ro
+        .last_analysis
+        .as_ref()
+        .is_some_and(|a| a.verdict == Verdict::Pass);
+    if ro.state == RolloutState::Canary && elapsed >= pause && ro.passed_windows >= 1 && last_passed
+    {
         if step_idx + 1 < spec.steps.len() {
             ro.step += 1;
             ro.weight = spec.steps[step_idx + 1].weight;
@@ -610,6 +663,14 @@ fn out_of_traffic(
     out.pointer = stable_only(serve);
     out.rollout = None;
     out
+}
+
+/// Marks `rev` stable again in the history (after a rollback to it).
+fn restore_stable(history: &mut [RevisionRecord], rev: &Rev, now: Timestamp) {
+    if let Some(h) = history.iter_mut().find(|h| h.revision == rev.label()) {
+        h.outcome = Outcome::Stable;
+        h.time = rfc3339(now);
+    }
 }
 
 fn rev_of(ro: &RolloutStatus) -> Rev {
@@ -777,14 +838,7 @@ fn bake(
                 Some(w),
                 now,
             );
-            if let Some(h) = out
-                .history
-                .iter_mut()
-                .find(|h| h.revision == previous.label())
-            {
-                h.outcome = Outcome::Stable;
-                h.time = rfc3339(now);
-            }
+            restore_stable(&mut out.history, &previous, now);
             let msg = format!(
                 "{} rolled back to {}: {reason}",
                 stable.label(),

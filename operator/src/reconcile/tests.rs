@@ -318,3 +318,35 @@ fn conditions_change_transition_time_only_when_their_status_flips() {
     set_condition(&mut cs, READY, true, "C", "c", Some(2), t(200));
     assert_eq!(cs[0].last_transition_time.0, t(200));
 }
+
+#[test]
+fn a_spec_that_turns_invalid_during_a_canary_takes_the_canary_out_of_traffic() {
+    let cfg = config();
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
+    let o1 = after(&p1, Observed::default(), 2);
+    let cfg = with_status(cfg, &p1);
+    let mut ds = derivatives();
+    ds[0].spec.preset.width = Some(480);
+    let p2 = plan(&cfg, &ds, &o1, &settings(), t(5));
+    assert!(p2.status.rollout.is_some(), "a canary runs");
+    let o2 = after(&p2, o1, 2);
+    assert!(o2.pointer.as_ref().is_some_and(|p| p.canary.is_some()));
+    ds[0].spec.preset.width = Some(5);
+    let p3 = plan(&with_status(cfg, &p2), &ds, &o2, &settings(), t(8));
+    let pointer = p3
+        .pointer
+        .as_ref()
+        .and_then(|cm| Pointer::from_data(cm.data.as_ref()?))
+        .expect("a pointer write");
+    assert_eq!(pointer.canary, None);
+    assert_eq!(pointer.stable, o2.pointer.expect("pointer").stable);
+    assert!(p3.status.rollout.is_none());
+    assert_eq!(p3.status.canary_weight, 0);
+    assert!(p3.events.iter().any(|e| e.reason == "RolloutStopped"));
+}

@@ -53,6 +53,7 @@ struct World {
     stable: Rev,
     revisions: Vec<ObservedRevision>,
     ready: i32,
+    min_replicas: i32,
     restarts: i32,
 }
 
@@ -66,6 +67,7 @@ impl World {
             stable: rev(1),
             revisions: observed(&[1, 2]),
             ready: 3,
+            min_replicas: 3,
             restarts: 0,
         }
     }
@@ -80,6 +82,7 @@ impl World {
             stable: Some(self.stable.clone()),
             revisions: &self.revisions,
             ready_replicas: self.ready,
+            min_replicas: self.min_replicas,
             restarts: self.restarts,
             window: window.map(|v| self::window(v, now)),
             now,
@@ -361,6 +364,7 @@ fn without_steps_or_without_a_stable_revision_the_target_takes_everything() {
         stable: None,
         revisions: &observed(&[1]),
         ready_replicas: 0,
+        min_replicas: 1,
         restarts: 0,
         window: None,
         now: t(0),
@@ -393,4 +397,81 @@ fn the_next_wake_is_the_next_window_or_the_step_end() {
     let ro = o.rollout.expect("rollout");
     assert!(!window_due(&w.spec, &ro, t(4)));
     assert!(window_due(&w.spec, &ro, t(5)));
+}
+
+#[test]
+fn a_scale_down_the_autoscaler_may_make_does_not_fail_the_rollout() {
+    let mut w = World::new();
+    w.ready = 5;
+    w.min_replicas = 2;
+    w.step(2, None, t(0));
+    w.ready = 3;
+    let o = w.step(2, None, t(1));
+    assert!(
+        o.pointer.canary.is_some(),
+        "5 → 3 pods, minReplicas 2: fine"
+    );
+    w.ready = 1;
+    let o = w.step(2, None, t(2));
+    assert_eq!(o.pointer.canary, None, "below minReplicas: fails");
+}
+
+#[test]
+fn a_window_measured_for_a_replaced_canary_is_not_counted_against_the_new_one() {
+    let mut w = World::new();
+    w.revisions = observed(&[1, 2, 3]);
+    w.spec.analysis.failure_limit = 0;
+    w.step(2, None, t(0));
+    // The spec moved to r3 while r2's window was being measured.
+    let o = w.step(3, Some(Verdict::Fail), t(5));
+    assert_eq!(o.pointer.canary.as_deref(), Some("web-r3-h3"));
+    assert!(o.rolled_back.is_none());
+    assert_eq!(o.rollout.as_ref().map(|r| r.failed_windows), Some(0));
+}
+
+#[test]
+fn a_tolerated_failure_holds_the_step_until_a_window_passes() {
+    let mut w = World::new();
+    w.step(2, None, t(0));
+    w.step(2, Some(Verdict::Pass), t(5));
+    let o = w.step(2, Some(Verdict::Fail), t(30));
+    assert_eq!(o.pointer.canary_weight_bp, 1000, "the latest window failed");
+    let o = w.step(2, Some(Verdict::Pass), t(35));
+    assert_eq!(o.pointer.canary_weight_bp, 5000);
+}
+
+#[test]
+fn abort_during_the_bake_returns_to_the_previous_revision_and_promote_ends_the_bake() {
+    let mut w = World::new();
+    w.spec.steps = vec![RolloutStep {
+        weight: 50,
+        pause_seconds: 0,
+    }];
+    w.step(2, None, t(0));
+    let o = w.step(2, Some(Verdict::Pass), t(5));
+    assert_eq!(
+        o.rollout.as_ref().map(|r| r.state),
+        Some(RolloutState::Baking)
+    );
+    w.annotations
+        .insert(contract::ANNOTATION_ABORT.into(), "1".into());
+    let o = w.step(2, None, t(6));
+    assert_eq!(o.pointer.stable, "web-r1-h1");
+    assert_eq!(outcome_of(&o, "r2"), Some(Outcome::Aborted));
+    assert_eq!(outcome_of(&o, "r1"), Some(Outcome::Stable));
+    assert_eq!(o.consumed, vec![contract::ANNOTATION_ABORT]);
+
+    let mut w = World::new();
+    w.spec.steps = vec![RolloutStep {
+        weight: 50,
+        pause_seconds: 0,
+    }];
+    w.step(2, None, t(0));
+    w.step(2, Some(Verdict::Pass), t(5));
+    w.annotations
+        .insert(contract::ANNOTATION_PROMOTE.into(), "1".into());
+    let o = w.step(2, None, t(6));
+    assert!(o.rollout.is_none());
+    assert_eq!(o.pointer.stable, "web-r2-h2");
+    assert_eq!(o.consumed, vec![contract::ANNOTATION_PROMOTE]);
 }
