@@ -90,6 +90,15 @@ impl Live {
             _ => (self.stable.clone(), Role::Stable),
         }
     }
+
+    /// The revision that serves a request for `path?query`. The routing hash is computed only
+    /// while a canary takes traffic: without one, every request is stable at no cost.
+    pub fn route(&self, path: &str, query: &str) -> (Arc<Runtime>, Role) {
+        match &self.canary {
+            Some((_, weight)) if *weight > 0 => self.pick(route_bucket(path, query)),
+            _ => (self.stable.clone(), Role::Stable),
+        }
+    }
 }
 
 /// The routing bucket (0–9999) of a request: a stable hash of its variant identity, the path

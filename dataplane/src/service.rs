@@ -135,12 +135,9 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         warnings: None,
     };
     let live = app.live();
-    let picked = live.as_ref().map(|live| {
-        live.pick(crate::app::route_bucket(
-            req.uri().path(),
-            req.uri().query().unwrap_or(""),
-        ))
-    });
+    let picked = live
+        .as_ref()
+        .map(|live| live.route(req.uri().path(), req.uri().query().unwrap_or("")));
     let (mut resp, served_by) = match (&live, picked) {
         (Some(live), Some((rt, role))) => {
             let resp = run(app, &rt, &req, peer, &mut ctx).await;

@@ -689,13 +689,7 @@ async fn requests_split_by_weight_and_the_same_url_keeps_its_revision() {
         ],
     );
     let live = app.live().expect("live");
-    let pick = |i: usize| {
-        live.pick(crate::app::route_bucket(
-            &format!("/v/{i}.mp4"),
-            "width=320",
-        ))
-        .1
-    };
+    let pick = |i: usize| live.route(&format!("/v/{i}.mp4"), "width=320").1;
     let canary = (0..4000)
         .filter(|i| pick(*i) == crate::app::Role::Canary)
         .count();
