@@ -230,16 +230,12 @@ pub fn step(input: Input<'_>) -> Output {
     // ---- requests ------------------------------------------------------------------------
     if let Some(n) = annotations.get(contract::ANNOTATION_ROLLBACK_TO) {
         out.consumed.push(contract::ANNOTATION_ROLLBACK_TO);
-        let wanted = n.trim().trim_start_matches('r').parse::<u64>().ok();
+        let wanted = Some(number_of(n)).filter(|n| *n > 0);
         match wanted.and_then(|n| revisions.iter().find(|r| r.revision == n)) {
             Some(r) => {
                 let to = Rev::from(r);
                 if let Some(ro) = out.rollout.take() {
-                    let was = Rev {
-                        number: ro.revision.trim_start_matches('r').parse().unwrap_or(0),
-                        configmap: ro.config_map.clone(),
-                        hash: ro.hash.clone(),
-                    };
+                    let was = rev_of(&ro);
                     if was.hash != to.hash {
                         record(
                             &mut out.history,
@@ -319,15 +315,7 @@ pub fn step(input: Input<'_>) -> Output {
                 }
                 if has(contract::ANNOTATION_ABORT) {
                     out.consumed.push(contract::ANNOTATION_ABORT);
-                    let previous = Rev {
-                        number: ro
-                            .previous_revision
-                            .trim_start_matches('r')
-                            .parse()
-                            .unwrap_or(0),
-                        configmap: ro.previous_config_map.clone(),
-                        hash: String::new(),
-                    };
+                    let previous = previous_of(&ro);
                     record(
                         &mut out.history,
                         &stable,
@@ -510,56 +498,25 @@ pub fn step(input: Input<'_>) -> Output {
             restarts - ro.baseline_restarts
         ));
     }
-    if let Some(reason) = health {
-        return fail(
-            out,
-            &stable,
-            &target,
-            ro,
-            Outcome::RolledBack,
-            reason,
-            generation,
-            now,
-        );
-    }
 
-    // The window that just ended.
+    // The window that just ended (not counted when the health check already failed).
+    let mut failure = health;
     let mut provider_paused = ro.consecutive_errors >= spec.analysis.consecutive_error_limit;
-    if let Some(w) = window {
+    if let Some(w) = window.filter(|_| failure.is_none()) {
         let mut tally = Tally::from_status(&ro);
         let decision = tally.observe(&spec.analysis, w.verdict);
         tally.write_to(&mut ro);
         ro.last_analysis = Some(w.clone());
         match decision {
             Decision::Fail { reason } => {
-                let reason = format!("{reason}: {}", w.reasons.join("; "));
-                return fail(
-                    out,
-                    &stable,
-                    &target,
-                    ro,
-                    Outcome::RolledBack,
-                    reason,
-                    generation,
-                    now,
-                );
+                failure = Some(format!("{reason}: {}", w.reasons.join("; ")));
             }
             Decision::ProviderError { reason } => match spec.on_provider_error {
                 ProviderErrorPolicy::Rollback => {
-                    let reason = format!(
+                    failure = Some(format!(
                         "{reason} (onProviderError: Rollback): {}",
                         w.reasons.join("; ")
-                    );
-                    return fail(
-                        out,
-                        &stable,
-                        &target,
-                        ro,
-                        Outcome::RolledBack,
-                        reason,
-                        generation,
-                        now,
-                    );
+                    ));
                 }
                 ProviderErrorPolicy::Pause => {
                     if !provider_paused {
@@ -591,6 +548,18 @@ pub fn step(input: Input<'_>) -> Output {
                 }
             }
         }
+    }
+    if let Some(reason) = failure {
+        return fail(
+            out,
+            &stable,
+            &target,
+            ro,
+            Outcome::RolledBack,
+            reason,
+            generation,
+            now,
+        );
     }
     ro.state = if paused || provider_paused {
         RolloutState::Paused
@@ -673,12 +642,27 @@ fn restore_stable(history: &mut [RevisionRecord], rev: &Rev, now: Timestamp) {
     }
 }
 
+/// The revision a rollout rolls out, from its status.
 fn rev_of(ro: &RolloutStatus) -> Rev {
     Rev {
-        number: ro.revision.trim_start_matches('r').parse().unwrap_or(0),
+        number: number_of(&ro.revision),
         configmap: ro.config_map.clone(),
         hash: ro.hash.clone(),
     }
+}
+
+/// The revision that was stable when a rollout began (its content hash is not recorded).
+fn previous_of(ro: &RolloutStatus) -> Rev {
+    Rev {
+        number: number_of(&ro.previous_revision),
+        configmap: ro.previous_config_map.clone(),
+        hash: String::new(),
+    }
+}
+
+/// `N` of a label `r<N>` (0 when it is not one).
+fn number_of(label: &str) -> u64 {
+    label.trim().trim_start_matches('r').parse().unwrap_or(0)
 }
 
 fn kept(revisions: &[ObservedRevision]) -> String {
@@ -817,15 +801,7 @@ fn bake(
         let failed = w.verdict == Verdict::Fail;
         ro.last_analysis = Some(w.clone());
         if failed {
-            let previous = Rev {
-                number: ro
-                    .previous_revision
-                    .trim_start_matches('r')
-                    .parse()
-                    .unwrap_or(0),
-                configmap: ro.previous_config_map.clone(),
-                hash: String::new(),
-            };
+            let previous = previous_of(&ro);
             let reason = format!(
                 "failed during the bake after promotion: {}",
                 w.reasons.join("; ")
