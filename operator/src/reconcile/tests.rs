@@ -53,6 +53,20 @@ fn after(p: &Plan, mut observed: Observed, ready: i32) -> Observed {
     observed
 }
 
+/// The example config's first plan (at t=0) and the cluster after it, with `ready` pods.
+fn first_revision(ready: i32) -> (VideoResizerConfig, Plan, Observed) {
+    let cfg = config();
+    let p1 = plan(
+        &cfg,
+        &derivatives(),
+        &Observed::default(),
+        &settings(),
+        t(0),
+    );
+    let o1 = after(&p1, Observed::default(), ready);
+    (cfg, p1, o1)
+}
+
 fn with_status(mut c: VideoResizerConfig, p: &Plan) -> VideoResizerConfig {
     c.status = Some(p.status.clone());
     c
@@ -109,15 +123,7 @@ fn first_reconcile_creates_revision_one_and_points_at_it() {
 
 #[test]
 fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
-    let cfg = config();
-    let p1 = plan(
-        &cfg,
-        &derivatives(),
-        &Observed::default(),
-        &settings(),
-        t(0),
-    );
-    let o1 = after(&p1, Observed::default(), 2);
+    let (cfg, p1, o1) = first_revision(2);
     let p2 = plan(
         &with_status(cfg.clone(), &p1),
         &derivatives(),
@@ -147,15 +153,7 @@ fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
 
 #[test]
 fn a_derivative_change_makes_the_next_revision() {
-    let cfg = config();
-    let p1 = plan(
-        &cfg,
-        &derivatives(),
-        &Observed::default(),
-        &settings(),
-        t(0),
-    );
-    let o1 = after(&p1, Observed::default(), 1);
+    let (cfg, p1, o1) = first_revision(1);
     let mut ds = derivatives();
     let mobile = ds
         .iter_mut()
@@ -179,15 +177,7 @@ fn a_derivative_change_makes_the_next_revision() {
 
 #[test]
 fn reverting_to_earlier_content_reuses_its_revision() {
-    let cfg = config();
-    let p1 = plan(
-        &cfg,
-        &derivatives(),
-        &Observed::default(),
-        &settings(),
-        t(0),
-    );
-    let o1 = after(&p1, Observed::default(), 1);
+    let (cfg, p1, o1) = first_revision(1);
     let mut ds = derivatives();
     ds[0].spec.preset.height = Some(200);
     let p2 = plan(&with_status(cfg.clone(), &p1), &ds, &o1, &settings(), t(5));
@@ -206,15 +196,7 @@ fn reverting_to_earlier_content_reuses_its_revision() {
 
 #[test]
 fn an_invalid_derivative_changes_nothing_and_says_why_once() {
-    let cfg = config();
-    let p1 = plan(
-        &cfg,
-        &derivatives(),
-        &Observed::default(),
-        &settings(),
-        t(0),
-    );
-    let o1 = after(&p1, Observed::default(), 2);
+    let (cfg, p1, o1) = first_revision(2);
     let mut ds = derivatives();
     ds[0].spec.preset.width = Some(5);
     let bad = ds[0].metadata.name.clone().expect("name");
@@ -321,15 +303,7 @@ fn conditions_change_transition_time_only_when_their_status_flips() {
 
 #[test]
 fn a_spec_that_turns_invalid_during_a_canary_takes_the_canary_out_of_traffic() {
-    let cfg = config();
-    let p1 = plan(
-        &cfg,
-        &derivatives(),
-        &Observed::default(),
-        &settings(),
-        t(0),
-    );
-    let o1 = after(&p1, Observed::default(), 2);
+    let (cfg, p1, o1) = first_revision(2);
     let cfg = with_status(cfg, &p1);
     let mut ds = derivatives();
     ds[0].spec.preset.width = Some(480);
