@@ -360,6 +360,9 @@ impl App {
                 "config revision active"
             ),
         }
+        self.metrics
+            .canary_weight
+            .set(live.canary.as_ref().map_or(0, |(_, w)| i64::from(*w)));
         self.shared.configure(live.stable.shared_cache.clone());
         self.live.store(Some(Arc::new(live)));
     }

@@ -169,6 +169,8 @@ pub struct Metrics {
     pub admin_requests: Family<AdminLabels, Counter>,
     /// Canary answers that failed and were answered by the stable revision instead.
     pub canary_fallbacks: Counter,
+    /// Share of traffic the loaded canary takes, in basis points (0 without a canary).
+    pub canary_weight: Gauge,
     pub presign: Family<PresignLabels, Counter>,
     /// Operations on the shared S3 cache layer that failed because the bucket was unreachable.
     pub shared_cache_errors: Counter,
@@ -202,6 +204,7 @@ impl Metrics {
             config_active: Family::default(),
             admin_requests: Family::default(),
             canary_fallbacks: Counter::default(),
+            canary_weight: Gauge::default(),
             presign: Family::default(),
             shared_cache_errors: Counter::default(),
             shared_cache_up: Gauge::default(),
@@ -296,6 +299,11 @@ impl Metrics {
             "admin_requests",
             "Admin API actions by outcome",
             m.admin_requests.clone(),
+        );
+        registry.register(
+            "canary_weight_basis_points",
+            "Share of traffic routed to the canary revision, in basis points (0 without a canary)",
+            m.canary_weight.clone(),
         );
         registry.register(
             "canary_fallbacks",

@@ -623,6 +623,7 @@ async fn a_canary_serves_its_share_says_so_in_a_header_and_is_counted_by_role() 
         ),
         1.0
     );
+    assert_eq!(h.metric("vr_canary_weight_basis_points", &[]), 3000.0);
 }
 
 #[tokio::test]

@@ -252,6 +252,8 @@ spec:
 }
 
 const MOBILE: &str = "  width: 320\n  height: 180\n";
+/// A good change of `mobile` (a new revision that works).
+const GOOD_MOBILE: &str = "  width: 352\n  height: 198\n";
 const THUMB: &str = "  mode: frame\n  width: 160\n  height: 90\n  format: jpg\n";
 
 async fn ready(api: &Api<VideoResizerConfig>) -> Option<VideoResizerConfig> {
@@ -420,7 +422,7 @@ async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
         warm().await?;
         let load = Load::start(load_plan(60, 0, Duration::from_secs(120)));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        w.cp.apply(&w.derivative_yaml("mobile", GOOD_MOBILE))?;
         // Canary share per step, from the data planes' own metrics.
         let mut shares = Vec::new();
         for (step, weight) in [(0u32, 10.0), (1, 50.0)] {
@@ -428,8 +430,29 @@ async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
                 rollout_of(c).is_some_and(|r| r.step == step)
             })
             .await?;
-            // Let the new weight reach the data planes, then measure over 6 s.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Wait until every data plane routes with the step's weight, then measure over 6 s.
+            let bp = (weight * 100.0) as u64;
+            wait_for(
+                "the step's weight in every data plane",
+                Duration::from_secs(10),
+                || async move {
+                    let mut all = true;
+                    for i in 0..PODS {
+                        let text =
+                            reqwest::get(format!("http://{}:{ADMIN_PORT}/metrics", pod_ip(i)))
+                                .await
+                                .ok()?
+                                .text()
+                                .await
+                                .ok()?;
+                        all &= text
+                            .lines()
+                            .any(|l| l == format!("vr_canary_weight_basis_points {bp}"));
+                    }
+                    all.then_some(())
+                },
+            )
+            .await?;
             let (c0, s0) = (
                 requests(&[("role", "canary")]).await,
                 requests(&[("role", "stable")]).await,
@@ -616,8 +639,7 @@ async fn a_latency_regression_alone_is_rolled_back_by_the_latency_rule() {
         anyhow::ensure!(reason.contains("p95"), "not the latency rule: {reason}");
         let a = rec.analysis.as_ref().context("analysis numbers")?;
         anyhow::ensure!(a.canary.server_errors == 0 && a.canary.client_errors == 0);
-        let hits = load.stop().await;
-        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        no_client_failures(load).await?;
         drop(run);
         Ok(())
     })
@@ -632,7 +654,7 @@ async fn too_little_traffic_is_inconclusive_never_a_promotion_or_a_rollback() {
         let run = w.start(policy, 1).await?;
         warm().await?;
         let load = Load::start(load_plan(2, 0, Duration::from_secs(60)));
-        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        w.cp.apply(&w.derivative_yaml("mobile", GOOD_MOBILE))?;
         wait_rollout(&run.vrcs, "windows", Duration::from_secs(60), |c| {
             rollout_of(c).is_some_and(|r| r.inconclusive_windows >= 6)
         })
@@ -681,7 +703,7 @@ async fn the_prometheus_provider_reaches_the_same_verdicts_and_follows_on_provid
         warm().await?;
         let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
         // Good change → promoted.
-        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        w.cp.apply(&w.derivative_yaml("mobile", GOOD_MOBILE))?;
         let c = wait_rollout(&run.vrcs, "promotion", Duration::from_secs(60), |c| {
             outcome(c, "r2") == Some(Outcome::Stable)
         })
@@ -748,7 +770,7 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
         let mut run = w.start(policy, 2).await?;
         warm().await?;
         let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
-        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        w.cp.apply(&w.derivative_yaml("mobile", GOOD_MOBILE))?;
         let c = wait_rollout(&run.vrcs, "step 2", Duration::from_secs(60), |c| {
             rollout_of(c).is_some_and(|r| r.step == 1)
         })
@@ -804,8 +826,7 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
             st.history.iter().filter(|h| h.revision == "r2").count() == 1,
             "one history entry for r2"
         );
-        let hits = load.stop().await;
-        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        no_client_failures(load).await?;
         let started = before.started_at.clone();
         println!(
             "LEADER resumed: steps after the kill {:?}, promoted {:.1}s after the kill",
@@ -828,7 +849,7 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
         warm().await?;
         let load = Load::start(load_plan(60, 0, Duration::from_secs(150)));
         // r2 good → promoted.
-        w.cp.apply(&w.derivative_yaml("mobile", "  width: 352\n  height: 198\n"))?;
+        w.cp.apply(&w.derivative_yaml("mobile", GOOD_MOBILE))?;
         wait_rollout(&run.vrcs, "r2 promoted", Duration::from_secs(60), |c| {
             outcome(c, "r2") == Some(Outcome::Stable) && rollout_of(c).is_none()
         })
@@ -895,8 +916,7 @@ async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
         .await;
         served?;
         println!("ROLLBACK_TO r1 active after {:.2}s", took.as_secs_f64());
-        let hits = load.stop().await;
-        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        no_client_failures(load).await?;
         drop(run);
         Ok(())
     })
@@ -937,10 +957,23 @@ async fn a_revision_the_data_planes_refuse_to_load_is_rolled_back_not_left_incon
             .unwrap_or_default();
         println!("REFUSED_CANARY reason={reason}");
         anyhow::ensure!(reason.contains("refused"), "{reason}");
-        let hits = load.stop().await;
-        anyhow::ensure!(load::failed(&hits, true).is_empty());
+        no_client_failures(load).await?;
         drop(run);
         Ok(())
     })
     .await;
+}
+
+/// Stops `load` and fails if any client request failed.
+async fn no_client_failures(load: Load) -> Result<()> {
+    let hits = load.stop().await;
+    let failed = load::failed(&hits, true);
+    anyhow::ensure!(
+        failed.is_empty(),
+        "{} of {} requests failed, e.g. {:?}",
+        failed.len(),
+        hits.len(),
+        &failed[..failed.len().min(3)]
+    );
+    Ok(())
 }
