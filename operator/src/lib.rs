@@ -7,6 +7,7 @@
 //! events; `controller` performs it with server-side apply under one field manager.
 
 pub mod analysis;
+pub mod api_requests;
 pub mod children;
 pub mod controller;
 pub mod lease;
