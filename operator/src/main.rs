@@ -17,7 +17,7 @@ use vr_operator::api_requests::CountLayer;
 use vr_operator::controller::{self, Context};
 use vr_operator::lease::{self, LeaseSettings};
 use vr_operator::metrics::Metrics;
-use vr_operator::reconcile::Settings;
+use vr_operator::core::Settings;
 
 /// Kubernetes operator for video-resizer.
 #[derive(Parser, Debug)]

@@ -1,0 +1,117 @@
+//! The bake: after a promotion the new stable revision is watched for `bakeSeconds` against
+//! the absolute limits (judged so by [`crate::verdict::policy::window_spec`]); a failing window
+//! rolls back to the revision that was stable before.
+
+use super::canary::next_wake;
+use super::end::out_of_traffic;
+use super::history::{previous_of, record, restore_stable};
+use super::{stable_only, Input, Output};
+use crate::model::{EventSpec, Rev};
+use crate::reason::Reason;
+use crate::verdict::policy::secs_since;
+use std::ops::ControlFlow;
+use vr_crds::contract;
+use vr_crds::rollout::{Outcome, RolloutState, RolloutStatus, Verdict};
+
+/// A bake in progress watches the (new) stable revision, until the spec moves on (then the
+/// bake is dropped and the next phases see no rollout). Breaks while the bake owns the step.
+pub(super) fn resume(input: &Input<'_>, stable: &Rev, out: &mut Output) -> ControlFlow<()> {
+    let Some(ro) = out
+        .rollout
+        .clone()
+        .filter(|ro| ro.state == RolloutState::Baking)
+    else {
+        return ControlFlow::Continue(());
+    };
+    if input.target.hash != ro.hash || stable.hash != ro.hash {
+        out.rollout = None;
+        return ControlFlow::Continue(());
+    }
+    if input.asks(contract::ANNOTATION_PROMOTE) {
+        // Already promoted: the request ends the bake.
+        out.consumed.push(contract::ANNOTATION_PROMOTE);
+        out.rollout = None;
+        out.pointer = stable_only(stable);
+        return ControlFlow::Break(());
+    }
+    if input.asks(contract::ANNOTATION_ABORT) {
+        out.consumed.push(contract::ANNOTATION_ABORT);
+        let previous = previous_of(&ro);
+        record(
+            &mut out.history,
+            stable,
+            Outcome::Aborted,
+            Some("abort requested during the bake".into()),
+            None,
+            input.now,
+        );
+        restore_stable(&mut out.history, &previous, input.now);
+        let msg = format!(
+            "{} aborted during its bake; {} serves everything again",
+            stable.label(),
+            previous.label()
+        );
+        out_of_traffic(
+            out,
+            stable,
+            &previous,
+            input.generation,
+            Reason::Aborted,
+            msg,
+        );
+        return ControlFlow::Break(());
+    }
+    bake(input, out, ro, stable);
+    ControlFlow::Break(())
+}
+
+/// One step of the bake of `stable`: a failed window rolls back; the end of `bakeSeconds`
+/// completes it.
+fn bake(input: &Input<'_>, out: &mut Output, mut ro: RolloutStatus, stable: &Rev) {
+    let (spec, now) = (input.spec, input.now);
+    out.pointer = stable_only(stable);
+    if let Some(w) = input.window.clone() {
+        let failed = w.verdict == Verdict::Fail;
+        ro.last_analysis = Some(w.clone());
+        if failed {
+            let previous = previous_of(&ro);
+            let reason = format!(
+                "failed during the bake after promotion: {}",
+                w.reasons.join("; ")
+            );
+            record(
+                &mut out.history,
+                stable,
+                Outcome::RolledBack,
+                Some(reason.clone()),
+                Some(w),
+                now,
+            );
+            restore_stable(&mut out.history, &previous, now);
+            let msg = format!(
+                "{} rolled back to {}: {reason}",
+                stable.label(),
+                previous.label()
+            );
+            out_of_traffic(
+                out,
+                stable,
+                &previous,
+                input.generation,
+                Reason::RolledBack,
+                msg,
+            );
+            return;
+        }
+    }
+    if secs_since(&ro.step_started_at, now) >= f64::from(spec.bake_seconds) {
+        out.events.push(EventSpec::new(
+            Reason::BakeComplete,
+            format!("{} passed its bake time", stable.label()),
+        ));
+        out.rollout = None;
+        return;
+    }
+    out.wake_after = Some(next_wake(spec, &ro, now));
+    out.rollout = Some(ro);
+}
