@@ -43,10 +43,9 @@ pub fn classify(method: &Method, uri: &Uri) -> ApiRequestLabels {
         [plural, _name] => ((*plural).to_string(), true),
         [plural, _name, sub, ..] => (format!("{plural}/{sub}"), true),
     };
-    let watching = uri.query().is_some_and(|q| {
-        q.split('&')
-            .any(|kv| kv == "watch=true" || kv == "watch=1")
-    });
+    let watching = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
     let verb = match *method {
         Method::GET if watching => "watch",
         Method::GET if named => "get",
@@ -144,10 +143,7 @@ mod tests {
             ),
             ("get", "videoresizerconfigs".into())
         );
-        assert_eq!(
-            c(Method::GET, "/api/v1/pods"),
-            ("list", "pods".into())
-        );
+        assert_eq!(c(Method::GET, "/api/v1/pods"), ("list", "pods".into()));
     }
 
     #[test]
@@ -164,7 +160,10 @@ mod tests {
             ("create", "configmaps".into())
         );
         assert_eq!(
-            c(Method::DELETE, "/api/v1/namespaces/media/configmaps/web-r1-abc"),
+            c(
+                Method::DELETE,
+                "/api/v1/namespaces/media/configmaps/web-r1-abc"
+            ),
             ("delete", "configmaps".into())
         );
         assert_eq!(
@@ -186,9 +185,6 @@ mod tests {
             c(Method::GET, "/api/v1/namespaces"),
             ("list", "namespaces".into())
         );
-        assert_eq!(
-            c(Method::GET, "/version"),
-            ("get", "non-resource".into())
-        );
+        assert_eq!(c(Method::GET, "/version"), ("get", "non-resource".into()));
     }
 }

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use vr_crds::resources::VideoResizerConfig;
 use vr_operator::api_requests::CountLayer;
 use vr_operator::controller::{self, Context};
+use vr_operator::core::Settings;
 use vr_operator::lease::{self, LeaseSettings};
 use vr_operator::metrics::Metrics;
-use vr_operator::core::Settings;
 
 /// Kubernetes operator for video-resizer.
 #[derive(Parser, Debug)]
@@ -86,9 +86,9 @@ fn main() -> ExitCode {
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot find the Kubernetes API (kubeconfig or in-cluster): {e}"))?;
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!("cannot find the Kubernetes API (kubeconfig or in-cluster): {e}")
+    })?;
     // Every request is counted by verb and resource (vr_operator_api_requests_total).
     let client = ClientBuilder::try_from(config)
         .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?

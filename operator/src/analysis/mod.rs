@@ -291,8 +291,8 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use k8s_openapi::jiff::Timestamp;
+    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use vr_crds::rollout::Verdict;
 

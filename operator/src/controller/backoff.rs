@@ -68,7 +68,10 @@ mod tests {
         };
         assert!(within(b.failed("ns/a"), 1));
         assert!(within(b.failed("ns/a"), 2));
-        assert!(within(b.failed("ns/b"), 1), "another config has its own count");
+        assert!(
+            within(b.failed("ns/b"), 1),
+            "another config has its own count"
+        );
         assert!(within(b.failed("ns/a"), 4));
         b.succeeded("ns/a");
         assert!(within(b.failed("ns/a"), 1));

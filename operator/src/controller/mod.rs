@@ -121,8 +121,14 @@ const SYNC_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Reads what exists for config `name` in `ns` from the stores.
 async fn observe(ctx: &Context, ns: &str, name: &str) -> Result<(Seen, Vec<Derivative>), Error> {
-    let stores = ctx.stores.get().ok_or(Error::NotSynced("no watch running"))?;
-    stores.ready(SYNC_DEADLINE).await.map_err(Error::NotSynced)?;
+    let stores = ctx
+        .stores
+        .get()
+        .ok_or(Error::NotSynced("no watch running"))?;
+    stores
+        .ready(SYNC_DEADLINE)
+        .await
+        .map_err(Error::NotSynced)?;
     let cms = Stores::in_namespace(&stores.configmaps, ns);
     let slices = Stores::in_namespace(&stores.slices, ns);
     let pods = Stores::in_namespace(&stores.pods, ns);

@@ -40,10 +40,7 @@ pub type Fed<K> = (
 /// `Api` of `K` in `namespace` (`None`: all namespaces).
 pub fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
     <K as Resource>::DynamicType: Default,
 {
     match namespace {
@@ -63,7 +60,9 @@ where
     let events = watcher(api, config)
         .default_backoff()
         .filter(move |ev| std::future::ready(keeps(ev, keep)));
-    let stream = reflector::reflector(writer, events).touched_objects().boxed();
+    let stream = reflector::reflector(writer, events)
+        .touched_objects()
+        .boxed();
     (reader, stream)
 }
 

@@ -26,7 +26,11 @@ pub struct Seen {
     pub metrics_addresses: Vec<String>,
 }
 
-fn has_label(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, k: &str, v: &str) -> bool {
+fn has_label(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    k: &str,
+    v: &str,
+) -> bool {
     meta.labels
         .as_ref()
         .and_then(|l| l.get(k))
@@ -111,11 +115,7 @@ pub fn seen<'a>(
     let selector = workload::selector_labels(name);
     observed.restarts = pods
         .into_iter()
-        .filter(|p| {
-            selector
-                .iter()
-                .all(|(k, v)| has_label(&p.metadata, k, v))
-        })
+        .filter(|p| selector.iter().all(|(k, v)| has_label(&p.metadata, k, v)))
         .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
         .flatten()
         .map(|c| c.restart_count)

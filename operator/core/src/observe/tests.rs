@@ -60,10 +60,7 @@ fn pointer(config: &str, stable: &str) -> ConfigMap {
 
 fn slice(service: &str, ready: &[(&str, bool)]) -> EndpointSlice {
     EndpointSlice {
-        metadata: meta(
-            &format!("{service}-abc"),
-            &[(LABEL_SERVICE_NAME, service)],
-        ),
+        metadata: meta(&format!("{service}-abc"), &[(LABEL_SERVICE_NAME, service)]),
         address_type: "IPv4".into(),
         endpoints: ready
             .iter()
@@ -118,7 +115,12 @@ fn only_the_configs_own_objects_are_seen() {
     ];
     let pods = [pod("web", 1), pod("web", 2), pod("other", 40)];
     let s = seen("web", &cms, &slices, &pods);
-    let names: Vec<&str> = s.observed.revisions.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = s
+        .observed
+        .revisions
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(names, ["web-r1-h1", "web-r2-h2"], "sorted by number");
     assert_eq!(
         s.observed.pointer.as_ref().map(|p| p.stable.as_str()),

@@ -54,7 +54,8 @@ pub enum Declared {
     Role(Role),
     RoleBinding(RoleBinding),
     Service(Service),
-    Deployment(Deployment),
+    /// Boxed: by far the largest object.
+    Deployment(Box<Deployment>),
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     PodDisruptionBudget(PodDisruptionBudget),
     ConfigMap(ConfigMap),
@@ -68,7 +69,10 @@ macro_rules! with_object {
             Declared::Role($o) => $f,
             Declared::RoleBinding($o) => $f,
             Declared::Service($o) => $f,
-            Declared::Deployment($o) => $f,
+            Declared::Deployment(boxed) => {
+                let $o = boxed.as_ref();
+                $f
+            }
             Declared::HorizontalPodAutoscaler($o) => $f,
             Declared::PodDisruptionBudget($o) => $f,
             Declared::ConfigMap($o) => $f,
@@ -122,7 +126,7 @@ pub fn workload(p: &WorkloadParams) -> Vec<Declared> {
         Declared::Role(workload::role(p)),
         Declared::RoleBinding(workload::role_binding(p)),
         Declared::Service(workload::service(p)),
-        Declared::Deployment(workload::deployment(p)),
+        Declared::Deployment(Box::new(workload::deployment(p))),
         Declared::HorizontalPodAutoscaler(workload::hpa(p)),
         Declared::PodDisruptionBudget(workload::pdb(p)),
     ]

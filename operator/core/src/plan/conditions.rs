@@ -104,7 +104,12 @@ fn availability(conditions: &mut Vec<Condition>, f: &Facts<'_>) {
             f.steps,
             if paused { ", paused" } else { "" }
         );
-        set(ConditionType::Ready, false, Reason::RolloutInProgress, &what);
+        set(
+            ConditionType::Ready,
+            false,
+            Reason::RolloutInProgress,
+            &what,
+        );
         let reason = if paused {
             Reason::RolloutPaused
         } else {
@@ -137,7 +142,12 @@ fn availability(conditions: &mut Vec<Condition>, f: &Facts<'_>) {
     } else if f.pointer_changes {
         let activating = format!("activating {label}");
         set(ConditionType::Ready, false, Reason::Activating, &activating);
-        set(ConditionType::Progressing, true, Reason::Activating, &activating);
+        set(
+            ConditionType::Progressing,
+            true,
+            Reason::Activating,
+            &activating,
+        );
     } else {
         set(
             ConditionType::Ready,

@@ -59,7 +59,11 @@ pub fn plan(
     let mut conditions = prev.conditions.clone();
     for (type_, status, msg) in [
         (ConditionType::Ready, false, message.as_str()),
-        (ConditionType::Progressing, false, "waiting for a valid spec"),
+        (
+            ConditionType::Progressing,
+            false,
+            "waiting for a valid spec",
+        ),
         (ConditionType::Degraded, true, message.as_str()),
     ] {
         set_condition(

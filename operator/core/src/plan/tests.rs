@@ -81,7 +81,7 @@ fn with_status(mut c: VideoResizerConfig, p: &Plan) -> VideoResizerConfig {
     c
 }
 
-fn condition<'a>(s: &'a VideoResizerConfigStatus, t: ConditionType) -> &'a Condition {
+fn condition(s: &VideoResizerConfigStatus, t: ConditionType) -> &Condition {
     s.conditions
         .iter()
         .find(|c| c.type_ == t.as_str())
@@ -123,7 +123,10 @@ fn first_reconcile_creates_revision_one_and_points_at_it() {
     assert_eq!(condition(&p.status, PROGRESSING).status, "True");
     assert_eq!(condition(&p.status, READY).status, "False");
     let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
-    assert_eq!(reasons, [Reason::RevisionCreated, Reason::RevisionActivated]);
+    assert_eq!(
+        reasons,
+        [Reason::RevisionCreated, Reason::RevisionActivated]
+    );
     // The Secret the config reads is mounted in the declared Deployment.
     let deployment = p
         .children
@@ -316,11 +319,35 @@ fn revision_numbers_are_never_reused_after_pruning() {
 #[test]
 fn conditions_change_transition_time_only_when_their_status_flips() {
     let mut cs = Vec::new();
-    set_condition(&mut cs, READY, false, Reason::NoReadyPods, "a", Some(1), t(0));
-    set_condition(&mut cs, READY, false, Reason::Activating, "b", Some(2), t(100));
+    set_condition(
+        &mut cs,
+        READY,
+        false,
+        Reason::NoReadyPods,
+        "a",
+        Some(1),
+        t(0),
+    );
+    set_condition(
+        &mut cs,
+        READY,
+        false,
+        Reason::Activating,
+        "b",
+        Some(2),
+        t(100),
+    );
     assert_eq!(cs[0].last_transition_time.0, t(0));
     assert_eq!(cs[0].reason, "Activating");
-    set_condition(&mut cs, READY, true, Reason::Available, "c", Some(2), t(200));
+    set_condition(
+        &mut cs,
+        READY,
+        true,
+        Reason::Available,
+        "c",
+        Some(2),
+        t(200),
+    );
     assert_eq!(cs[0].last_transition_time.0, t(200));
 }
 

@@ -12,8 +12,7 @@ use crate::verdict::{Decision, Tally};
 use std::time::Duration;
 use vr_crds::contract::{self, Pointer};
 use vr_crds::rollout::{
-    AnalysisResult, Outcome, ProviderErrorPolicy, RolloutSpec, RolloutState, RolloutStatus,
-    Verdict,
+    AnalysisResult, Outcome, ProviderErrorPolicy, RolloutSpec, RolloutState, RolloutStatus, Verdict,
 };
 
 fn bp(percent: u32) -> u32 {

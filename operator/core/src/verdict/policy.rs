@@ -140,7 +140,10 @@ mod tests {
         let canary = window_spec(&spec, &running(RolloutState::Canary, None));
         assert_eq!(canary, spec.analysis);
         let bake = window_spec(&spec, &running(RolloutState::Baking, None));
-        assert_eq!(bake.max_error_rate_percent, spec.analysis.max_error_rate_percent);
+        assert_eq!(
+            bake.max_error_rate_percent,
+            spec.analysis.max_error_rate_percent
+        );
         assert_eq!(bake.max_error_rate_increase_percent, 100);
         assert_eq!(bake.max_client_error_rate_increase_percent, 100);
         assert_eq!(bake.max_p95_ratio_percent, 100_000);
@@ -152,7 +155,11 @@ mod tests {
         let later = running(RolloutState::Canary, Some(0));
         let r = window_result(&spec, &later, &refused(), t(10));
         assert_eq!(r.verdict, Verdict::Fail);
-        assert!(r.reasons.iter().any(|x| x.contains("refused")), "{:?}", r.reasons);
+        assert!(
+            r.reasons.iter().any(|x| x.contains("refused")),
+            "{:?}",
+            r.reasons
+        );
         let first = running(RolloutState::Canary, None);
         assert_eq!(
             window_result(&spec, &first, &refused(), t(10)).verdict,

@@ -1,18 +1,12 @@
 use super::*;
-use vr_crds::rollout::RolloutStatus;
 use proptest::prelude::*;
+use vr_crds::rollout::RolloutStatus;
 
 fn now() -> Timestamp {
     Timestamp::UNIX_EPOCH
 }
 
-fn nums(
-    requests: u64,
-    e5: u64,
-    e4: u64,
-    transformed: u64,
-    p95: Option<f64>,
-) -> RevisionNumbers {
+fn nums(requests: u64, e5: u64, e4: u64, transformed: u64, p95: Option<f64>) -> RevisionNumbers {
     RevisionNumbers {
         requests,
         server_errors: e5,

@@ -5,6 +5,8 @@
 //! owner reference to the config, and sets only fields the operator owns (server-side apply
 //! claims exactly what is serialized). The Deployment leaves `replicas` to the HPA.
 
+use super::children::owner_reference;
+use crate::model::Settings;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -24,8 +26,6 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use super::children::owner_reference;
-use crate::model::Settings;
 use std::collections::{BTreeMap, BTreeSet};
 use vr_crds::contract;
 use vr_crds::render::Rendered;
