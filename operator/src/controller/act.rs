@@ -2,7 +2,7 @@
 //! objects under one field manager, write status (only when it changed), prune revisions,
 //! publish events, remove the request annotations acted on.
 
-use super::{Context, Error};
+use super::context::{Context, Error};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};

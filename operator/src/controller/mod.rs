@@ -13,107 +13,28 @@
 
 mod act;
 pub mod backoff;
+mod context;
 pub mod stores;
 mod window;
 
-use crate::analysis::Analyzer;
-use crate::metrics::{ConfigLabels, Metrics, ReconcileLabels};
+pub use context::{Context, Error};
+
+use crate::metrics::{ConfigLabels, ReconcileLabels};
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stores::Stores;
 use vr_crds::contract;
 use vr_crds::resources::{Derivative, VideoResizerConfig};
 use vr_operator_core::observe::{self, Seen};
-use vr_operator_core::{plan, Settings};
-
-/// What can go wrong while acting (reported, retried with backoff).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading {what} failed: {source}")]
-    Observe {
-        what: &'static str,
-        source: kube::Error,
-    },
-    #[error("the operator's view of the cluster is not ready: {0}")]
-    NotSynced(&'static str),
-    #[error("applying {kind}/{name} failed: {source}")]
-    Apply {
-        kind: &'static str,
-        name: String,
-        source: kube::Error,
-    },
-    #[error("deleting ConfigMap/{name} failed: {source}")]
-    Prune { name: String, source: kube::Error },
-    #[error("writing status failed: {0}")]
-    Status(kube::Error),
-    #[error("removing the request annotations acted on failed: {0}")]
-    Consume(kube::Error),
-    #[error("the object has no namespace")]
-    NoNamespace,
-}
-
-impl Error {
-    fn code(&self) -> &'static str {
-        match self {
-            Error::Observe { .. } | Error::NotSynced(_) => "observe_failed",
-            Error::Apply { .. } => "apply_failed",
-            Error::Prune { .. } => "prune_failed",
-            Error::Status(_) => "status_failed",
-            Error::Consume(_) => "consume_failed",
-            Error::NoNamespace => "no_namespace",
-        }
-    }
-}
-
-/// Shared by every reconcile.
-pub struct Context {
-    pub client: Client,
-    pub settings: Settings,
-    pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
-    /// Canary analysis: scrape baselines survive between reconciles.
-    pub analyzer: Analyzer,
-    /// What the watches have seen (set by [`run`]).
-    stores: std::sync::OnceLock<Stores>,
-    /// Failures in a row per config, for the retry delay.
-    backoff: backoff::Backoff,
-}
-
-impl Context {
-    pub fn new(
-        client: Client,
-        settings: Settings,
-        metrics: Arc<Metrics>,
-        instance: String,
-        analyzer: Analyzer,
-    ) -> Self {
-        let recorder = Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: contract::FIELD_MANAGER.into(),
-                instance: Some(instance),
-            },
-        );
-        Context {
-            client,
-            settings,
-            metrics,
-            recorder,
-            analyzer,
-            stores: std::sync::OnceLock::new(),
-            backoff: backoff::Backoff::default(),
-        }
-    }
-}
+use vr_operator_core::plan;
 
 /// How long a reconcile waits for the stores' first full listing before it fails (and is
 /// retried).
@@ -121,10 +42,7 @@ const SYNC_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Reads what exists for config `name` in `ns` from the stores.
 async fn observe(ctx: &Context, ns: &str, name: &str) -> Result<(Seen, Vec<Derivative>), Error> {
-    let stores = ctx
-        .stores
-        .get()
-        .ok_or(Error::NotSynced("no watch running"))?;
+    let stores = ctx.stores().ok_or(Error::NotSynced("no watch running"))?;
     stores
         .ready(SYNC_DEADLINE)
         .await
@@ -153,7 +71,7 @@ pub async fn reconcile(cfg: Arc<VideoResizerConfig>, ctx: Arc<Context>) -> Resul
         .observe(started.elapsed().as_secs_f64());
     let outcome = match &result {
         Ok(_) => {
-            ctx.backoff.succeeded(&key_of(&cfg));
+            ctx.backoff().succeeded(&key_of(&cfg));
             "ok".to_string()
         }
         Err(e) => e.code().to_string(),
@@ -257,7 +175,7 @@ async fn perform(
 
 /// Retry policy for failed reconciles: exponential backoff per config ([`backoff`]).
 fn error_policy(cfg: Arc<VideoResizerConfig>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failed(&key_of(&cfg));
+    let delay = ctx.backoff().failed(&key_of(&cfg));
     tracing::warn!(config = %cfg.name_any(), error = %err, retry_in_ms = delay.as_millis() as u64, "reconcile failed; retrying");
     Action::requeue(delay)
 }
@@ -271,8 +189,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
     let (derivatives, derivative_events) = stores::derivatives(&client, &namespace);
     let pods = stores::pods(&client, &namespace);
     if ctx
-        .stores
-        .set(Stores {
+        .set_stores(Stores {
             configmaps,
             slices,
             pods,

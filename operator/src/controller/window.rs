@@ -2,7 +2,7 @@
 //! window has ended, the provider the spec names samples it and [`policy::window_result`]
 //! judges it. Also the metrics baseline taken when a rollout or bake begins.
 
-use super::Context;
+use super::context::Context;
 use crate::analysis::{self, WindowQuery};
 use crate::metrics::VerdictLabels;
 use k8s_openapi::jiff::Timestamp;

@@ -1,6 +1,5 @@
 //! The children a config declares, as a list the acting layer applies in order (server-side
-//! apply, one field manager), and the metadata every child shares: the config's labels and
-//! an owner reference to it.
+//! apply, one field manager).
 
 use super::workload::{self, WorkloadParams};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -8,44 +7,8 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::{ApiResource, Resource};
 use serde::Serialize;
-use std::collections::BTreeMap;
-use vr_crds::contract;
-use vr_crds::resources::VideoResizerConfig;
-
-/// The owner reference children carry (controller, blocks owner deletion).
-pub fn owner_reference(cfg: &VideoResizerConfig) -> OwnerReference {
-    OwnerReference {
-        api_version: format!("{}/{}", contract::GROUP, vr_crds::resources::VERSION),
-        kind: "VideoResizerConfig".into(),
-        name: cfg.metadata.name.clone().unwrap_or_default(),
-        uid: cfg.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
-/// Labels of the config's ConfigMaps (revisions and pointer).
-pub fn config_labels(name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            "app.kubernetes.io/name".to_string(),
-            "video-resizer".to_string(),
-        ),
-        ("app.kubernetes.io/instance".to_string(), name.to_string()),
-        (
-            "app.kubernetes.io/component".to_string(),
-            "config".to_string(),
-        ),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            contract::FIELD_MANAGER.to_string(),
-        ),
-        (contract::LABEL_CONFIG.to_string(), name.to_string()),
-    ])
-}
 
 /// One object a config declares, to server-side apply.
 #[derive(Debug, Clone, PartialEq)]

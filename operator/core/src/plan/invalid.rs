@@ -5,23 +5,31 @@
 
 use super::conditions::{set_condition, truncate};
 use super::revisions::pointer_configmap;
-use super::Plan;
 use crate::model::{EventSpec, Observed};
 use crate::reason::{ConditionType, Reason};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use vr_crds::contract::Pointer;
 use vr_crds::resources::{Phase, VideoResizerConfig, VideoResizerConfigStatus};
 use vr_crds::rollout::Outcome;
 
-/// The plan for `cfg` whose spec is invalid with `message`.
-pub fn plan(
+/// What an invalid spec changes: at most the pointer (a canary leaves traffic), the status and
+/// the events.
+pub struct Invalid {
+    pub pointer: Option<ConfigMap>,
+    pub status: VideoResizerConfigStatus,
+    pub events: Vec<EventSpec>,
+}
+
+/// What changes for `cfg` whose spec is invalid with `message`.
+pub fn invalid(
     cfg: &VideoResizerConfig,
     observed: &Observed,
     prev: &VideoResizerConfigStatus,
     last_revision: u64,
     message: String,
     now: Timestamp,
-) -> Plan {
+) -> Invalid {
     let generation = cfg.metadata.generation;
     let mut events = Vec::new();
     if prev.message.as_deref() != Some(message.as_str()) {
@@ -98,16 +106,9 @@ pub fn plan(
         held_back: prev.held_back.clone(),
         history,
     };
-    Plan {
-        new_revision: None,
+    Invalid {
         pointer,
-        children: Vec::new(),
-        prune: Vec::new(),
         status,
         events,
-        consume: Vec::new(),
-        wake_after: None,
-        baseline: false,
-        status_first: false,
     }
 }

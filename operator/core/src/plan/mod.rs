@@ -21,11 +21,13 @@
 pub mod children;
 pub mod conditions;
 mod invalid;
+pub mod meta;
 pub mod revisions;
 mod status;
 pub mod workload;
 
 use crate::model::{EventSpec, Observed, Rev, Settings};
+use crate::reason::Reason;
 use crate::rollout;
 use children::Declared;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -73,7 +75,20 @@ pub fn plan(
     let rendered = match render::render(cfg, derivatives) {
         Ok(r) => r,
         Err(errs) => {
-            return invalid::plan(cfg, observed, &prev, last_revision, errs.to_string(), now)
+            let invalid =
+                invalid::invalid(cfg, observed, &prev, last_revision, errs.to_string(), now);
+            return Plan {
+                new_revision: None,
+                pointer: invalid.pointer,
+                children: Vec::new(),
+                prune: Vec::new(),
+                status: invalid.status,
+                events: invalid.events,
+                consume: Vec::new(),
+                wake_after: None,
+                baseline: false,
+                status_first: false,
+            };
         }
     };
     let mut events = Vec::new();
@@ -102,7 +117,7 @@ pub fn plan(
         .unwrap_or(target.rev.number);
     if pointer_changes && observed.pointer.is_none() {
         events.push(EventSpec::new(
-            crate::Reason::RevisionActivated,
+            Reason::RevisionActivated,
             format!("r{serving} ({}) now serves all traffic", pointer.stable),
         ));
     }

@@ -2,7 +2,7 @@
 //! hash, or the next number — names are never reused, even after pruning), which revision the
 //! pointer serves, which revisions to prune, and the revision and pointer ConfigMaps.
 
-use super::children::{config_labels, owner_reference};
+use super::meta::{config_labels, owner_reference};
 use crate::model::{EventSpec, Observed, ObservedRevision, Rev};
 use crate::reason::Reason;
 use crate::rollout;

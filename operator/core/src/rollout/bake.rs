@@ -3,9 +3,9 @@
 //! rolls back to the revision that was stable before.
 
 use super::canary::next_wake;
+use super::decision::{stable_only, Input, Output};
 use super::end::out_of_traffic;
 use super::history::{previous_of, record, restore_stable};
-use super::{stable_only, Input, Output};
 use crate::model::{EventSpec, Rev};
 use crate::reason::Reason;
 use crate::verdict::policy::secs_since;

@@ -2,9 +2,9 @@
 //! [`crate::verdict::Tally`]), pause, and advancing to the next step or promoting after the
 //! last one.
 
+use super::decision::{Input, Output};
 use super::end::{fail, promote};
 use super::history::rfc3339;
-use super::{Input, Output};
 use crate::model::{EventSpec, Rev};
 use crate::reason::Reason;
 use crate::verdict::policy::{secs_since, secs_since_window};

@@ -1,8 +1,8 @@
 //! How a rollout ends: out of traffic (rollback, abort: weight 0 at once, the content held
 //! back) or promoted (stable := canary, then a bake when configured).
 
+use super::decision::{stable_only, Input, Output};
 use super::history::{record, rfc3339, supersede};
-use super::{stable_only, Input, Output};
 use crate::model::{EventSpec, Rev};
 use crate::reason::Reason;
 use std::time::Duration;

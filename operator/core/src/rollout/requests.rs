@@ -1,9 +1,9 @@
 //! Requests made with annotations on the config (consumed once acted on): rollback to a kept
 //! revision, retry of a held-back revision, and promote or abort of a running rollout.
 
+use super::decision::{Input, Output};
 use super::end::{fail, out_of_traffic, promote};
 use super::history::{kept, record, rev_of, supersede};
-use super::{Input, Output};
 use crate::model::{number_of, EventSpec, Rev};
 use crate::reason::Reason;
 use std::ops::ControlFlow;

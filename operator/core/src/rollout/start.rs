@@ -2,8 +2,8 @@
 //! rollout (the stable revision's, or held back), and the rollout of new content — a canary at
 //! the first step's weight, or an immediate switch when no steps are configured.
 
+use super::decision::{stable_only, Input, Output};
 use super::history::{record, rev_of, rfc3339, supersede};
-use super::{stable_only, Input, Output};
 use crate::model::{EventSpec, Rev};
 use crate::reason::Reason;
 use std::ops::ControlFlow;

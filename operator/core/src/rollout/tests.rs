@@ -1,7 +1,13 @@
 use super::*;
+use crate::model::{ObservedRevision, Rev};
 use crate::reason::Reason;
 use crate::verdict::policy::window_due;
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
 use vr_crds::contract;
+use vr_crds::resources::VideoResizerConfigStatus;
+use vr_crds::rollout::{AnalysisResult, RevisionRecord, RolloutSpec};
 use vr_crds::rollout::{
     Outcome, ProviderErrorPolicy, RevisionNumbers, RolloutState, RolloutStep, Verdict,
 };

@@ -9,7 +9,7 @@
 //!   rollout's first window (the pods may not have loaded the new pointer yet) and during a
 //!   bake (the revision is stable then, not a canary).
 
-use super::{analyse, refused_canary, Sample};
+use super::window::{analyse, refused_canary, Sample};
 use k8s_openapi::jiff::Timestamp;
 use std::fmt::Display;
 use vr_crds::rollout::{

@@ -1,6 +1,9 @@
 use super::*;
+use judge::exceeds;
+use k8s_openapi::jiff::Timestamp;
 use proptest::prelude::*;
 use vr_crds::rollout::RolloutStatus;
+use vr_crds::rollout::{AnalysisResult, AnalysisSpec, RevisionNumbers, Verdict};
 
 fn now() -> Timestamp {
     Timestamp::UNIX_EPOCH

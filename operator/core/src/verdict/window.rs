@@ -2,6 +2,7 @@
 //! for it ([`analyse`]). Providers (direct scraping, Prometheus) live in the acting crate; they
 //! hand their numbers over in these types.
 
+use super::judge::{error_result, judge, no_window_result};
 use k8s_openapi::jiff::Timestamp;
 use std::fmt::Display;
 use vr_crds::rollout::{AnalysisResult, AnalysisSpec, RevisionNumbers};
@@ -54,10 +55,10 @@ pub fn analyse<E: Display>(
     now: Timestamp,
 ) -> AnalysisResult {
     match sampled {
-        Ok(Sample::Window(w)) => super::judge(spec, &w.canary, &w.stable, w.window_seconds, now),
+        Ok(Sample::Window(w)) => judge(spec, &w.canary, &w.stable, w.window_seconds, now),
         Ok(Sample::Baseline { reason }) => {
-            super::no_window_result(spec.interval_seconds, now, reason.clone())
+            no_window_result(spec.interval_seconds, now, reason.clone())
         }
-        Err(e) => super::error_result(spec.interval_seconds, now, e.to_string()),
+        Err(e) => error_result(spec.interval_seconds, now, e.to_string()),
     }
 }

@@ -5,7 +5,7 @@
 //! owner reference to the config, and sets only fields the operator owns (server-side apply
 //! claims exactly what is serialized). The Deployment leaves `replicas` to the HPA.
 
-use super::children::owner_reference;
+use super::meta::owner_reference;
 use crate::model::Settings;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
