@@ -5,9 +5,21 @@
 
 use std::fmt;
 
-/// Generates `as_str` (the variant's name) and `Display` for a field-less enum.
+/// Declares a field-less enum with `ALL`, `as_str` (the variant's name) and `Display`, so the
+/// strings the API shows are generated from the variants and cannot drift from them.
 macro_rules! named {
-    ($ty:ident { $($v:ident),* $(,)? }) => {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $ty:ident {
+            $( $(#[$vmeta:meta])* $v:ident ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $ty {
+            $( $(#[$vmeta])* $v ),*
+        }
+
         impl $ty {
             /// Every value, in declaration order.
             pub const ALL: &'static [$ty] = &[$($ty::$v),*];
@@ -28,117 +40,82 @@ macro_rules! named {
     };
 }
 
-/// The condition types of `status.conditions` (kstatus: `Ready`, `Progressing`, `Degraded`;
-/// plus `RolledBack`, set after a rollback or an abort and cleared by the next promotion).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ConditionType {
-    Ready,
-    Progressing,
-    Degraded,
-    RolledBack,
+named! {
+    /// The condition types of `status.conditions` (kstatus: `Ready`, `Progressing`, `Degraded`;
+    /// plus `RolledBack`, set after a rollback or an abort and cleared by the next promotion).
+    pub enum ConditionType {
+        Ready,
+        Progressing,
+        Degraded,
+        RolledBack,
+    }
 }
 
-named!(ConditionType {
-    Ready,
-    Progressing,
-    Degraded,
-    RolledBack
-});
-
-/// Why: the reason of an Event or of a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    // ---- spec and revisions
-    /// The spec does not render or validate; the last good revision keeps serving.
-    InvalidSpec,
-    /// The spec is valid again after being invalid.
-    SpecValid,
-    /// A new immutable revision ConfigMap was created.
-    RevisionCreated,
-    /// The first revision of a config takes all traffic.
-    RevisionActivated,
-    // ---- availability
-    /// At least one data-plane pod is ready and the active revision is fully rolled out.
-    Available,
-    /// No data-plane pod is ready any more.
-    Unavailable,
-    /// Condition: no data-plane pod is ready yet.
-    NoReadyPods,
-    /// Condition: waiting for data-plane pods to become ready.
-    WaitingForPods,
-    /// Condition: the pointer is being changed to a new revision.
-    Activating,
-    /// Condition: nothing to do (fully rolled out, or the spec is valid).
-    Reconciled,
-    // ---- the rollout
-    /// A canary rollout started.
-    RolloutStarted,
-    /// Condition: a canary rollout is running.
-    RolloutInProgress,
-    /// Condition: the canary holds its step.
-    Canary,
-    /// Condition: the canary is paused (annotation or `onProviderError: Pause`).
-    RolloutPaused,
-    /// The canary moved to the next step's weight.
-    StepAdvanced,
-    /// A rollout stopped because the spec changed to other content.
-    RolloutReplaced,
-    /// A rollout stopped because the spec became invalid.
-    RolloutStopped,
-    /// The canary became the stable revision.
-    Promoted,
-    /// Condition: the promoted revision is watched for `bakeSeconds`.
-    Baking,
-    /// The bake after a promotion ended without a failure.
-    BakeComplete,
-    /// The canary (or a baking revision) was taken out of traffic by analysis, health or a
-    /// rollback request.
-    RolledBack,
-    /// The canary was taken out of traffic because an abort was asked.
-    Aborted,
-    // ---- analysis
-    /// Metrics unreadable `consecutiveErrorLimit` times with `onProviderError: Pause`.
-    AnalysisPaused,
-    /// Metrics readable again after a pause.
-    AnalysisResumed,
-    // ---- requests (annotations)
-    /// A promotion was asked (skips analysis).
-    PromoteRequested,
-    /// A retry of a held-back revision was asked.
-    RetryRequested,
-    /// A rollback to a revision that does not exist was asked.
-    RollbackRefused,
+named! {
+    /// Why: the reason of an Event or of a condition.
+    pub enum Reason {
+        // ---- spec and revisions
+        /// The spec does not render or validate; the last good revision keeps serving.
+        InvalidSpec,
+        /// The spec is valid again after being invalid.
+        SpecValid,
+        /// A new immutable revision ConfigMap was created.
+        RevisionCreated,
+        /// The first revision of a config takes all traffic.
+        RevisionActivated,
+        // ---- availability
+        /// At least one data-plane pod is ready and the active revision is fully rolled out.
+        Available,
+        /// No data-plane pod is ready any more.
+        Unavailable,
+        /// Condition: no data-plane pod is ready yet.
+        NoReadyPods,
+        /// Condition: waiting for data-plane pods to become ready.
+        WaitingForPods,
+        /// Condition: the pointer is being changed to a new revision.
+        Activating,
+        /// Condition: nothing to do (fully rolled out, or the spec is valid).
+        Reconciled,
+        // ---- the rollout
+        /// A canary rollout started.
+        RolloutStarted,
+        /// Condition: a canary rollout is running.
+        RolloutInProgress,
+        /// Condition: the canary holds its step.
+        Canary,
+        /// Condition: the canary is paused (annotation or `onProviderError: Pause`).
+        RolloutPaused,
+        /// The canary moved to the next step's weight.
+        StepAdvanced,
+        /// A rollout stopped because the spec changed to other content.
+        RolloutReplaced,
+        /// A rollout stopped because the spec became invalid.
+        RolloutStopped,
+        /// The canary became the stable revision.
+        Promoted,
+        /// Condition: the promoted revision is watched for `bakeSeconds`.
+        Baking,
+        /// The bake after a promotion ended without a failure.
+        BakeComplete,
+        /// The canary (or a baking revision) was taken out of traffic by analysis, health or a
+        /// rollback request.
+        RolledBack,
+        /// The canary was taken out of traffic because an abort was asked.
+        Aborted,
+        // ---- analysis
+        /// Metrics unreadable `consecutiveErrorLimit` times with `onProviderError: Pause`.
+        AnalysisPaused,
+        /// Metrics readable again after a pause.
+        AnalysisResumed,
+        // ---- requests (annotations)
+        /// A promotion was asked (skips analysis).
+        PromoteRequested,
+        /// A retry of a held-back revision was asked.
+        RetryRequested,
+        /// A rollback to a revision that does not exist was asked.
+        RollbackRefused,
+    }
 }
-
-named!(Reason {
-    InvalidSpec,
-    SpecValid,
-    RevisionCreated,
-    RevisionActivated,
-    Available,
-    Unavailable,
-    NoReadyPods,
-    WaitingForPods,
-    Activating,
-    Reconciled,
-    RolloutStarted,
-    RolloutInProgress,
-    Canary,
-    RolloutPaused,
-    StepAdvanced,
-    RolloutReplaced,
-    RolloutStopped,
-    Promoted,
-    Baking,
-    BakeComplete,
-    RolledBack,
-    Aborted,
-    AnalysisPaused,
-    AnalysisResumed,
-    PromoteRequested,
-    RetryRequested,
-    RollbackRefused,
-});
 
 /// A rollout transition that the operator's metrics count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

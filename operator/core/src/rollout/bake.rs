@@ -11,7 +11,7 @@ use crate::reason::Reason;
 use crate::verdict::policy::secs_since;
 use std::ops::ControlFlow;
 use vr_crds::contract;
-use vr_crds::rollout::{Outcome, RolloutState, RolloutStatus, Verdict};
+use vr_crds::rollout::{AnalysisResult, Outcome, RolloutState, RolloutStatus, Verdict};
 
 /// A bake in progress watches the (new) stable revision, until the spec moves on (then the
 /// bake is dropped and the next phases see no rollout). Breaks while the bake owns the step.
@@ -36,29 +36,7 @@ pub(super) fn resume(input: &Input<'_>, stable: &Rev, out: &mut Output) -> Contr
     }
     if input.asks(contract::ANNOTATION_ABORT) {
         out.consumed.push(contract::ANNOTATION_ABORT);
-        let previous = previous_of(&ro);
-        record(
-            &mut out.history,
-            stable,
-            Outcome::Aborted,
-            Some("abort requested during the bake".into()),
-            None,
-            input.now,
-        );
-        restore_stable(&mut out.history, &previous, input.now);
-        let msg = format!(
-            "{} aborted during its bake; {} serves everything again",
-            stable.label(),
-            previous.label()
-        );
-        out_of_traffic(
-            out,
-            stable,
-            &previous,
-            input.generation,
-            Reason::Aborted,
-            msg,
-        );
+        leave(input, out, &ro, stable, Left::Aborted);
         return ControlFlow::Break(());
     }
     bake(input, out, ro, stable);
@@ -71,36 +49,9 @@ fn bake(input: &Input<'_>, out: &mut Output, mut ro: RolloutStatus, stable: &Rev
     let (spec, now) = (input.spec, input.now);
     out.pointer = stable_only(stable);
     if let Some(w) = input.window.clone() {
-        let failed = w.verdict == Verdict::Fail;
         ro.last_analysis = Some(w.clone());
-        if failed {
-            let previous = previous_of(&ro);
-            let reason = format!(
-                "failed during the bake after promotion: {}",
-                w.reasons.join("; ")
-            );
-            record(
-                &mut out.history,
-                stable,
-                Outcome::RolledBack,
-                Some(reason.clone()),
-                Some(w),
-                now,
-            );
-            restore_stable(&mut out.history, &previous, now);
-            let msg = format!(
-                "{} rolled back to {}: {reason}",
-                stable.label(),
-                previous.label()
-            );
-            out_of_traffic(
-                out,
-                stable,
-                &previous,
-                input.generation,
-                Reason::RolledBack,
-                msg,
-            );
+        if w.verdict == Verdict::Fail {
+            leave(input, out, &ro, stable, Left::Failed(w));
             return;
         }
     }
@@ -114,4 +65,52 @@ fn bake(input: &Input<'_>, out: &mut Output, mut ro: RolloutStatus, stable: &Rev
     }
     out.wake_after = Some(next_wake(spec, &ro, now));
     out.rollout = Some(ro);
+}
+
+/// Why a baking revision leaves traffic.
+enum Left {
+    /// An abort was asked during the bake.
+    Aborted,
+    /// This window failed.
+    Failed(AnalysisResult),
+}
+
+/// The baking revision `stable` leaves traffic: the revision that was stable before the
+/// rollout serves everything again, and `stable` is held back.
+fn leave(input: &Input<'_>, out: &mut Output, ro: &RolloutStatus, stable: &Rev, why: Left) {
+    let previous = previous_of(ro);
+    let (stable_l, previous_l) = (stable.label(), previous.label());
+    let (outcome, event, reason, analysis, msg) = match why {
+        Left::Aborted => (
+            Outcome::Aborted,
+            Reason::Aborted,
+            "abort requested during the bake".to_string(),
+            None,
+            format!("{stable_l} aborted during its bake; {previous_l} serves everything again"),
+        ),
+        Left::Failed(w) => {
+            let reason = format!(
+                "failed during the bake after promotion: {}",
+                w.reasons.join("; ")
+            );
+            let msg = format!("{stable_l} rolled back to {previous_l}: {reason}");
+            (
+                Outcome::RolledBack,
+                Reason::RolledBack,
+                reason,
+                Some(w),
+                msg,
+            )
+        }
+    };
+    record(
+        &mut out.history,
+        stable,
+        outcome,
+        Some(reason),
+        analysis,
+        input.now,
+    );
+    restore_stable(&mut out.history, &previous, input.now);
+    out_of_traffic(out, stable, &previous, input.generation, event, msg);
 }
