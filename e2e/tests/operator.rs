@@ -922,7 +922,8 @@ async fn fifty_configs_are_reconciled_without_listing_the_cluster_body(w: &World
     let total: f64 = after.keys().map(|v| delta(v)).sum();
     let lists = delta("list");
     println!(
-        "OPERATOR_API configs={CONFIGS} lists_per_reconcile={:.1} requests_per_reconcile={:.1}",
+        // On a line of its own: the test harness prints progress dots before it.
+        "\nOPERATOR_API configs={CONFIGS} lists_per_reconcile={:.1} requests_per_reconcile={:.1}",
         lists / reconciles,
         total / reconciles
     );
