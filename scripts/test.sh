@@ -13,6 +13,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$VR_CACHE/target}"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "operator core: pure (compiles without kube's client feature, no HTTP client, no runtime)"
+# Checking the core crate on its own resolves only its own features: kube without `client`.
+cargo check -q -p vr-operator-core
+core_tree="$(cargo tree -q -p vr-operator-core -e normal --prefix none --format '{p}')"
+if grep -E '^(kube-client|kube-runtime|hyper|reqwest|tokio|tower) ' <<<"$core_tree"; then
+  echo "vr-operator-core must not depend on a client or a runtime (the lines above)" >&2
+  exit 1
+fi
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo test (unit + in-process)"

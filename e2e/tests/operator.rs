@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use vr_crds::resources::VideoResizerConfig;
 use vr_e2e::*;
@@ -806,6 +807,137 @@ async fn an_api_server_outage_keeps_the_last_revision_serving_and_a_later_change
     println!(
         "AFTER-OUTAGE change served in {:.1} s",
         t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver (e2e/run operator)"]
+async fn fifty_configs_are_reconciled_without_listing_the_cluster() {
+    scenario(fifty_configs_are_reconciled_without_listing_the_cluster_body).await;
+}
+
+/// The operator's requests to the API server (`vr_operator_api_requests_total`), summed by verb,
+/// and its reconciles so far.
+async fn api_counts(port: u16) -> (BTreeMap<String, f64>, f64) {
+    let text = match reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut by_verb = BTreeMap::new();
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("vr_operator_api_requests_total{") else {
+            continue;
+        };
+        let verb = labels
+            .split_once("verb=\"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or("?", |(v, _)| v);
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *by_verb.entry(verb.to_owned()).or_insert(0.0) += value;
+    }
+    (by_verb, metric(port, "vr_operator_reconciles_total").await)
+}
+
+/// Waits until the operator's reconcile counter has not moved for 3 s; returns it.
+async fn settled_reconciles(port: u16) -> Result<f64> {
+    let mut last = (
+        metric(port, "vr_operator_reconciles_total").await,
+        Instant::now(),
+    );
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = metric(port, "vr_operator_reconciles_total").await;
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() >= Duration::from_secs(3) {
+            return Ok(now);
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(180),
+            "the operator never went quiet (reconciles still moving at {now})"
+        );
+    }
+}
+
+/// Steady-state API load: after start-up, a change to each of 50 configs costs the operator
+/// requests per reconcile, measured with its own counter (`vr_operator_api_requests_total`).
+async fn fifty_configs_are_reconciled_without_listing_the_cluster_body(w: &World) -> Result<()> {
+    const CONFIGS: usize = 50;
+    let name = |i: usize| format!("web-{i:02}");
+    let yaml = (0..CONFIGS)
+        .map(|i| {
+            w.config_yaml().replace(
+                "metadata:\n  name: web\n",
+                &format!("metadata:\n  name: {}\n", name(i)),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    w.cp.apply(&yaml)?;
+    let (_op, port) = w.operator("op-a")?;
+    let vrcs: Api<VideoResizerConfig> = Api::namespaced(w.cp.client().await?, &w.ns);
+    wait_for(
+        "every config reconciled once",
+        Duration::from_secs(180),
+        || async {
+            let l = vrcs.list(&ListParams::default()).await.ok()?;
+            (l.items.len() == CONFIGS
+                && l.items.iter().all(|c| {
+                    c.status.as_ref().is_some_and(|s| {
+                        s.active_config_map.is_some()
+                            && s.observed_generation == c.metadata.generation
+                    })
+                }))
+            .then_some(())
+        },
+    )
+    .await?;
+    let start = settled_reconciles(port).await?;
+    let (before, reconciles_before) = api_counts(port).await;
+    // One change per config (an annotation: no new revision, one reconcile each).
+    for i in 0..CONFIGS {
+        let body = serde_json::json!({ "metadata": { "annotations": { "e2e/touch": "1" } } });
+        vrcs.patch(&name(i), &PatchParams::default(), &Patch::Merge(body))
+            .await?;
+    }
+    wait_for(
+        "a reconcile of every touched config",
+        Duration::from_secs(120),
+        || async {
+            (metric(port, "vr_operator_reconciles_total").await >= start + CONFIGS as f64)
+                .then_some(())
+        },
+    )
+    .await?;
+    settled_reconciles(port).await?;
+    let (after, reconciles_after) = api_counts(port).await;
+    let reconciles = reconciles_after - reconciles_before;
+    let delta = |verb: &str| after.get(verb).unwrap_or(&0.0) - before.get(verb).unwrap_or(&0.0);
+    let total: f64 = after.keys().map(|v| delta(v)).sum();
+    let lists = delta("list");
+    println!(
+        // On a line of its own: the test harness prints progress dots before it.
+        "\nOPERATOR_API configs={CONFIGS} lists_per_reconcile={:.1} requests_per_reconcile={:.1}",
+        lists / reconciles,
+        total / reconciles
+    );
+    println!(
+        "api requests during {reconciles} reconciles, by verb: {:?}",
+        after
+            .keys()
+            .map(|v| (v.as_str(), delta(v)))
+            .collect::<Vec<_>>()
+    );
+    // Everything a reconcile reads besides the config itself comes from watch-fed stores.
+    anyhow::ensure!(
+        lists == 0.0,
+        "{lists} LIST calls during {reconciles} reconciles after start-up"
     );
     Ok(())
 }

@@ -1,15 +1,18 @@
-//! video-resizer operator: `VideoResizerConfig` + `Derivative` → validated, rendered,
-//! immutable versioned ConfigMaps and the data-plane workload (Deployment, Service, HPA, PDB,
-//! RBAC), with kstatus conditions and Events.
+//! video-resizer operator, the acting side: `VideoResizerConfig` + `Derivative` → validated,
+//! rendered, immutable versioned ConfigMaps and the data-plane workload (Deployment, Service,
+//! HPA, PDB, RBAC), with kstatus conditions and Events.
 //!
-//! Reconcile is classify → compute → act: `reconcile::plan` is a pure function from the spec,
-//! the derivatives and the observed children to the desired children, orphans, status and
-//! events; `controller` performs it with server-side apply under one field manager.
+//! Reconcile is classify → compute → act. Everything that decides lives in the pure core crate
+//! ([`vr_operator_core`]: the plan, the rollout state machine, the canary verdict); this crate
+//! reads the world from watch-fed stores ([`controller::stores`]), measures analysis windows
+//! ([`analysis`] providers), performs the plan with server-side apply under one field manager
+//! ([`controller`]), holds the leader Lease ([`lease`]) and exports its own metrics
+//! ([`metrics`], [`api_requests`]).
 
 pub mod analysis;
-pub mod children;
+pub mod api_requests;
 pub mod controller;
 pub mod lease;
 pub mod metrics;
-pub mod reconcile;
-pub mod rollout;
+
+pub use vr_operator_core as core;

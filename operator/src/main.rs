@@ -8,15 +8,16 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
-use kube::Client;
+use kube::client::ClientBuilder;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use vr_crds::resources::VideoResizerConfig;
+use vr_operator::api_requests::CountLayer;
 use vr_operator::controller::{self, Context};
+use vr_operator::core::Settings;
 use vr_operator::lease::{self, LeaseSettings};
 use vr_operator::metrics::Metrics;
-use vr_operator::reconcile::Settings;
 
 /// Kubernetes operator for video-resizer.
 #[derive(Parser, Debug)]
@@ -84,9 +85,15 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let client = Client::try_default()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!("cannot find the Kubernetes API (kubeconfig or in-cluster): {e}")
+    })?;
+    // Every request is counted by verb and resource (vr_operator_api_requests_total).
+    let client = ClientBuilder::try_from(config)
+        .map_err(|e| anyhow::anyhow!("cannot reach the Kubernetes API: {e}"))?
+        .with_layer(&CountLayer::new(metrics.api_requests.clone()))
+        .build();
     let vrcs: Api<VideoResizerConfig> = match &flags.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -94,7 +101,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     if let Err(e) = vrcs.list(&ListParams::default().limit(1)).await {
         anyhow::bail!("cannot list VideoResizerConfigs ({e}); are the CRDs installed (kubectl apply -f crds/) and is the operator allowed to read them?");
     }
-    let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(&flags.metrics_listen).await?;
     tracing::info!(metrics = %listener.local_addr()?, "serving metrics and probes");

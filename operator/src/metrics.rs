@@ -1,5 +1,6 @@
 //! The operator's own metrics: reconciles, failures by reason, durations, and leadership.
 
+use crate::api_requests::ApiRequestLabels;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +44,8 @@ pub struct Metrics {
     pub canary_weight: Family<ConfigLabels, Gauge>,
     /// Analysis windows by verdict.
     pub analysis_windows: Family<VerdictLabels, Counter>,
+    /// Requests to the Kubernetes API by verb and resource (see [`crate::api_requests`]).
+    pub api_requests: Family<ApiRequestLabels, Counter>,
 }
 
 impl Metrics {
@@ -92,6 +95,12 @@ impl Metrics {
             "Canary analysis windows by verdict",
             analysis_windows.clone(),
         );
+        let api_requests = Family::<ApiRequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests to the Kubernetes API by verb and resource",
+            api_requests.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -102,6 +111,7 @@ impl Metrics {
             promotions,
             canary_weight,
             analysis_windows,
+            api_requests,
         }
     }
 

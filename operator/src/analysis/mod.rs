@@ -1,31 +1,32 @@
-//! Canary analysis: where a window's numbers come from (a [`Provider`]: direct scraping of the
-//! data-plane pods, or Prometheus) and what they mean (the pure [`verdict`] module).
+//! Canary analysis providers: where a window's numbers come from (a [`Provider`]: direct
+//! scraping of the data-plane pods, or Prometheus). What the numbers mean is decided in the
+//! core ([`vr_operator_core::verdict`]); this module only measures.
 //!
 //! One analysis step for the rollout controller:
 //! 1. `analyzer.sample(&spec.analysis, &query).await` → a [`Sample`] (a window of numbers for the
 //!    canary and the stable revision, or "no window yet"), or a [`ProviderError`];
-//! 2. [`analyse`] turns that into the [`AnalysisResult`] to record (`Pass`, `Fail`,
-//!    `Inconclusive` or `Error` with reasons);
+//! 2. [`analyse`] (in the core) turns that into the `AnalysisResult` to record (`Pass`,
+//!    `Fail`, `Inconclusive` or `Error` with reasons);
 //! 3. [`Tally::observe`] (restored from and written back to `status.rollout`) says whether to
 //!    continue, roll back, or apply `onProviderError`.
 
 pub mod exposition;
 pub mod prometheus;
 pub mod scrape;
-pub mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
-use vr_crds::rollout::{AnalysisResult, AnalysisSpec, ProviderType, RevisionNumbers};
+use vr_crds::rollout::{AnalysisSpec, ProviderType};
 
 pub use prometheus::{query_window, PrometheusError, PrometheusProvider};
 pub use scrape::{ScrapeError, Snapshot};
-pub use verdict::{judge, Decision, Tally};
+pub use vr_operator_core::verdict::{
+    analyse, judge, refused_canary, Decision, Sample, Tally, Window,
+};
 
 /// What to measure: one config's canary against its stable revision.
 #[derive(Debug, Clone, Copy)]
@@ -45,46 +46,6 @@ pub struct WindowQuery<'a> {
     /// Scrape: `host:port` of the metrics listener of every ready data-plane pod (from the
     /// Service's EndpointSlices). Prometheus: unused.
     pub addresses: &'a [String],
-}
-
-/// One window of numbers.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Window {
-    pub canary: RevisionNumbers,
-    pub stable: RevisionNumbers,
-    /// Length of the window (scrape: measured between the two scrapes; Prometheus: the query
-    /// range), whole seconds rounded to nearest, at least 1.
-    pub window_seconds: u32,
-    /// What the operator should log about how the numbers were obtained (unreadable pods, pods
-    /// that restarted, pods counted from the next window). Not verdict reasons.
-    pub notes: Vec<String>,
-    /// Scrape only: (pods that have the canary loaded in the canary role, pods read). A canary
-    /// no pod loaded was refused by the data planes (see [`refused_canary`]).
-    pub canary_loaded: Option<(usize, usize)>,
-}
-
-/// Why a window says the data planes refused the canary, if it does: every pod read reports the
-/// canary revision not loaded (the data plane refuses a revision it cannot compile, e.g. a
-/// Secret file missing in the pods; the stable revision then serves everything and the canary
-/// would otherwise look merely idle).
-pub fn refused_canary(window: &Window, canary: &str) -> Option<String> {
-    match window.canary_loaded {
-        Some((0, pods)) if pods > 0 => Some(format!(
-            "none of the {pods} data-plane pods read has loaded canary {canary}: they refused it \
-             (see vr_config_loads_total{{outcome=\"invalid\"}} and the data-plane logs)"
-        )),
-        _ => None,
-    }
-}
-
-/// What a provider measured.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Sample {
-    /// A window of numbers to judge.
-    Window(Window),
-    /// No window yet: the scrape provider only recorded a baseline (first call for this key
-    /// since the operator started, or no pod had been read before). Recorded as `Inconclusive`.
-    Baseline { reason: String },
 }
 
 /// Why a window could not be measured; counts towards `consecutiveErrorLimit`.
@@ -114,22 +75,6 @@ pub trait Provider: Send + Sync {
         &'a self,
         query: &'a WindowQuery<'a>,
     ) -> BoxFuture<'a, Result<Sample, ProviderError>>;
-}
-
-/// The analysis result to record for a provider's answer: judged numbers, `Inconclusive` for
-/// "no window yet", `Error` with the provider's message.
-pub fn analyse(
-    spec: &AnalysisSpec,
-    sampled: &Result<Sample, ProviderError>,
-    now: Timestamp,
-) -> AnalysisResult {
-    match sampled {
-        Ok(Sample::Window(w)) => judge(spec, &w.canary, &w.stable, w.window_seconds, now),
-        Ok(Sample::Baseline { reason }) => {
-            verdict::no_window_result(spec.interval_seconds, now, reason.clone())
-        }
-        Err(e) => verdict::error_result(spec.interval_seconds, now, e.to_string()),
-    }
 }
 
 fn whole_seconds(d: Duration) -> u32 {
@@ -346,6 +291,7 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use vr_crds::rollout::Verdict;

@@ -5,6 +5,8 @@
 //! owner reference to the config, and sets only fields the operator owns (server-side apply
 //! claims exactly what is serialized). The Deployment leaves `replicas` to the HPA.
 
+use super::meta::owner_reference;
+use crate::model::Settings;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -26,6 +28,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, BTreeSet};
 use vr_crds::contract;
+use vr_crds::render::Rendered;
+use vr_crds::resources::VideoResizerConfig;
 
 /// Public (traffic) port of the data plane.
 pub const HTTP_PORT: i32 = 8080;
@@ -63,9 +67,87 @@ pub struct WorkloadParams {
     pub secrets: BTreeSet<(String, String)>,
 }
 
+/// The suffix of the workload objects' names (`<config>-dataplane`).
+const WORKLOAD_SUFFIX: &str = "-dataplane";
+
 /// The name shared by the workload objects of `config`.
 pub fn workload_name(config: &str) -> String {
-    format!("{config}-dataplane")
+    format!("{config}{WORKLOAD_SUFFIX}")
+}
+
+/// The config whose workload is named `name` (the inverse of [`workload_name`]).
+pub fn config_of_workload(name: &str) -> Option<&str> {
+    name.strip_suffix(WORKLOAD_SUFFIX)
+}
+
+/// Process-level flags for the data plane (cache sizes, transform slots), from the spec, and
+/// the disk cache size when the disk layer is on.
+fn sizing_args(cfg: &VideoResizerConfig) -> (Vec<String>, Option<u64>) {
+    let s = &cfg.spec;
+    let mut a = vec![
+        "--memory-cache-bytes".to_string(),
+        s.cache.memory.max_bytes.to_string(),
+        "--memory-cache-object-bytes".into(),
+        s.cache.memory.max_object_bytes.to_string(),
+        "--transform-slots".into(),
+        s.limits.max_concurrent_transforms.to_string(),
+        "--transform-queue".into(),
+        s.limits.queue_depth.to_string(),
+        "--transform-queue-timeout-seconds".into(),
+        s.limits.queue_timeout_seconds.to_string(),
+    ];
+    let disk = s.cache.disk.as_ref().map(|d| d.max_bytes);
+    if let Some(bytes) = disk {
+        a.extend([
+            "--disk-cache-dir".into(),
+            DISK_CACHE_DIR.into(),
+            "--disk-cache-bytes".into(),
+            bytes.to_string(),
+        ]);
+    }
+    (a, disk)
+}
+
+/// The workload parameters of `cfg` (rendered as `rendered`; `settings` supply the image when
+/// the spec names none).
+pub fn workload_params(
+    cfg: &VideoResizerConfig,
+    rendered: &Rendered,
+    settings: &Settings,
+) -> WorkloadParams {
+    let w = &cfg.spec.workload;
+    let (sizing_args, disk_cache_bytes) = sizing_args(cfg);
+    let mut requests = BTreeMap::new();
+    requests.insert("cpu".to_string(), w.resources.requests.cpu.0.clone());
+    requests.insert("memory".to_string(), w.resources.requests.memory.0.clone());
+    let mut limits = BTreeMap::new();
+    if let Some(c) = &w.resources.limits.cpu {
+        limits.insert("cpu".to_string(), c.0.clone());
+    }
+    if let Some(m) = &w.resources.limits.memory {
+        limits.insert("memory".to_string(), m.0.clone());
+    }
+    WorkloadParams {
+        config: cfg.metadata.name.clone().unwrap_or_default(),
+        namespace: cfg.metadata.namespace.clone().unwrap_or_default(),
+        owner: owner_reference(cfg),
+        image: w
+            .image
+            .clone()
+            .unwrap_or_else(|| settings.default_image.clone()),
+        image_pull_policy: w.image_pull_policy.map(|p| p.as_str().to_owned()),
+        min_replicas: w.min_replicas,
+        max_replicas: w.max_replicas,
+        target_cpu_percent: w.target_cpu_utilization_percentage,
+        queue_depth_target: w.queue_depth_target.and_then(|q| u32::try_from(q).ok()),
+        scale_down_stabilization_seconds: w.scale_down_stabilization_seconds,
+        requests,
+        limits,
+        pdb_min_available: w.pod_disruption_budget.min_available,
+        sizing_args,
+        disk_cache_bytes,
+        secrets: rendered.secrets.clone(),
+    }
 }
 
 /// Labels on every child.
@@ -93,6 +175,17 @@ pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
             "dataplane".to_string(),
         ),
     ])
+}
+
+/// A label selector (`k=v,k=v`) matching the data-plane pods of every config (the instance
+/// label tells them apart).
+pub fn dataplane_pod_selector() -> String {
+    selector_labels("")
+        .into_iter()
+        .filter(|(k, _)| k != "app.kubernetes.io/instance")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn meta(p: &WorkloadParams, name: String) -> ObjectMeta {
@@ -165,21 +258,9 @@ fn secret_volume_name(secret: &str) -> String {
     }
 }
 
-/// The data-plane Deployment: restricted pod security, probes on the admin port, Secrets
-/// mounted where the rendered config expects them, no `replicas` (the HPA owns it).
-pub fn deployment(p: &WorkloadParams) -> Deployment {
-    let name = workload_name(&p.config);
-    let mut args = vec![
-        "--kube-config-name".to_string(),
-        p.config.clone(),
-        "--listen".into(),
-        format!("0.0.0.0:{HTTP_PORT}"),
-        "--admin-listen".into(),
-        format!("0.0.0.0:{ADMIN_PORT}"),
-        "--work-dir".into(),
-        WORK_DIR.into(),
-    ];
-    args.extend(p.sizing_args.iter().cloned());
+/// The pod's volumes and the container's mounts: a work dir, the disk cache when enabled, and
+/// every Secret the rendered config reads (read-only, where the config expects it).
+fn volumes(p: &WorkloadParams) -> (Vec<Volume>, Vec<VolumeMount>) {
     let secrets: BTreeSet<&str> = p.secrets.iter().map(|(s, _)| s.as_str()).collect();
     let mut volumes = vec![Volume {
         name: "work".into(),
@@ -225,6 +306,23 @@ pub fn deployment(p: &WorkloadParams) -> Deployment {
             ..VolumeMount::default()
         });
     }
+    (volumes, mounts)
+}
+
+/// The data-plane container: its flags, ports, probes on the admin port, resources and a
+/// restricted security context.
+fn container(p: &WorkloadParams, mounts: Vec<VolumeMount>) -> Container {
+    let mut args = vec![
+        "--kube-config-name".to_string(),
+        p.config.clone(),
+        "--listen".into(),
+        format!("0.0.0.0:{HTTP_PORT}"),
+        "--admin-listen".into(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+        "--work-dir".into(),
+        WORK_DIR.into(),
+    ];
+    args.extend(p.sizing_args.iter().cloned());
     let probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -236,7 +334,7 @@ pub fn deployment(p: &WorkloadParams) -> Deployment {
         timeout_seconds: Some(2),
         ..Probe::default()
     };
-    let container = Container {
+    Container {
         name: "dataplane".into(),
         image: Some(p.image.clone()),
         image_pull_policy: p.image_pull_policy.clone(),
@@ -283,7 +381,15 @@ pub fn deployment(p: &WorkloadParams) -> Deployment {
         }),
         volume_mounts: Some(mounts),
         ..Container::default()
-    };
+    }
+}
+
+/// The data-plane Deployment: restricted pod security, probes on the admin port, Secrets
+/// mounted where the rendered config expects them, no `replicas` (the HPA owns it).
+pub fn deployment(p: &WorkloadParams) -> Deployment {
+    let name = workload_name(&p.config);
+    let (volumes, mounts) = volumes(p);
+    let container = container(p, mounts);
     Deployment {
         metadata: meta(p, name.clone()),
         spec: Some(DeploymentSpec {
@@ -428,140 +534,4 @@ pub fn pdb(p: &WorkloadParams) -> PodDisruptionBudget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params() -> WorkloadParams {
-        WorkloadParams {
-            config: "web".into(),
-            namespace: "media".into(),
-            owner: OwnerReference {
-                api_version: "videoresizer.io/v1alpha1".into(),
-                kind: "VideoResizerConfig".into(),
-                name: "web".into(),
-                uid: "u-1".into(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            },
-            image: "video-resizer/dataplane:0.1.0".into(),
-            image_pull_policy: None,
-            min_replicas: 2,
-            max_replicas: 10,
-            target_cpu_percent: 70,
-            queue_depth_target: Some(4),
-            scale_down_stabilization_seconds: 300,
-            requests: BTreeMap::from([
-                ("cpu".into(), "500m".into()),
-                ("memory".into(), "512Mi".into()),
-            ]),
-            limits: BTreeMap::from([("memory".into(), "2Gi".into())]),
-            pdb_min_available: 1,
-            sizing_args: vec!["--transform-slots".into(), "2".into()],
-            disk_cache_bytes: Some(1 << 30),
-            secrets: BTreeSet::from([
-                ("origin-token".into(), "token".into()),
-                ("admin".into(), "ops".into()),
-            ]),
-        }
-    }
-
-    #[test]
-    fn deployment_leaves_replicas_to_the_hpa_and_runs_restricted() {
-        let d = deployment(&params());
-        let spec = d.spec.expect("spec");
-        assert_eq!(spec.replicas, None);
-        let pod = spec.template.spec.expect("pod");
-        let psc = pod.security_context.expect("pod security");
-        assert_eq!(psc.run_as_non_root, Some(true));
-        assert_eq!(
-            psc.seccomp_profile.map(|s| s.type_),
-            Some("RuntimeDefault".into())
-        );
-        let c = &pod.containers[0];
-        let sc = c.security_context.clone().expect("container security");
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(
-            sc.capabilities.and_then(|c| c.drop),
-            Some(vec!["ALL".to_string()])
-        );
-        assert!(c
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref())
-            .is_some_and(|r| r.contains_key("cpu")));
-    }
-
-    #[test]
-    fn every_referenced_secret_is_mounted_read_only_where_the_config_expects_it() {
-        let d = deployment(&params());
-        let pod = d.spec.expect("spec").template.spec.expect("pod");
-        let mounts = pod.containers[0].volume_mounts.clone().expect("mounts");
-        for secret in ["origin-token", "admin"] {
-            let m = mounts
-                .iter()
-                .find(|m| m.mount_path == format!("{}/{secret}", contract::SECRETS_DIR))
-                .expect("mounted");
-            assert_eq!(m.read_only, Some(true));
-        }
-        // The file path the config uses lies under the mount.
-        assert!(contract::secret_file_path("origin-token", "token")
-            .starts_with(&format!("{}/origin-token/", contract::SECRETS_DIR)));
-    }
-
-    #[test]
-    fn the_data_plane_role_only_reads_configmaps() {
-        let r = role(&params());
-        let rules = r.rules.expect("rules");
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].resources, Some(vec!["configmaps".to_string()]));
-        assert_eq!(rules[0].verbs, ["get", "list", "watch"]);
-    }
-
-    #[test]
-    fn hpa_scales_on_cpu_and_optionally_queue_depth_with_stabilisation() {
-        let h = hpa(&params()).spec.expect("spec");
-        assert_eq!(h.min_replicas, Some(2));
-        assert_eq!(h.max_replicas, 10);
-        let m = h.metrics.expect("metrics");
-        assert_eq!(m.len(), 2);
-        assert_eq!(
-            m[1].pods.as_ref().map(|p| p.metric.name.as_str()),
-            Some("vr_transform_queue_depth")
-        );
-        assert_eq!(
-            h.behavior
-                .and_then(|b| b.scale_down)
-                .and_then(|s| s.stabilization_window_seconds),
-            Some(300)
-        );
-    }
-
-    #[test]
-    fn every_child_is_owned_and_labelled() {
-        let p = params();
-        let metas = [
-            service_account(&p).metadata,
-            role(&p).metadata,
-            role_binding(&p).metadata,
-            deployment(&p).metadata,
-            service(&p).metadata,
-            hpa(&p).metadata,
-            pdb(&p).metadata,
-        ];
-        for m in metas {
-            assert_eq!(
-                m.owner_references.as_ref().map(|o| o[0].uid.as_str()),
-                Some("u-1")
-            );
-            let l = m.labels.expect("labels");
-            assert_eq!(
-                l.get(contract::LABEL_CONFIG).map(String::as_str),
-                Some("web")
-            );
-            assert_eq!(
-                l.get("app.kubernetes.io/managed-by").map(String::as_str),
-                Some(contract::FIELD_MANAGER)
-            );
-        }
-    }
-}
+mod tests;

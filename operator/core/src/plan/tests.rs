@@ -1,8 +1,17 @@
+use super::conditions::set_condition;
 use super::*;
-use vr_crds::resources::Derivative;
+use crate::model::ObservedRevision;
+use crate::reason::{ConditionType, Reason};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use vr_crds::contract::{self, Pointer};
+use vr_crds::resources::{Derivative, Phase};
 
-const CONFIG: &str = include_str!("../../../crds/examples/videoresizerconfig.yaml");
-const DERIVATIVES: &str = include_str!("../../../crds/examples/derivatives.yaml");
+const READY: ConditionType = ConditionType::Ready;
+const PROGRESSING: ConditionType = ConditionType::Progressing;
+const DEGRADED: ConditionType = ConditionType::Degraded;
+
+const CONFIG: &str = include_str!("../../../../crds/examples/videoresizerconfig.yaml");
+const DERIVATIVES: &str = include_str!("../../../../crds/examples/derivatives.yaml");
 
 fn config() -> VideoResizerConfig {
     let mut c: VideoResizerConfig = serde_yaml::from_str(CONFIG).expect("example config parses");
@@ -72,10 +81,10 @@ fn with_status(mut c: VideoResizerConfig, p: &Plan) -> VideoResizerConfig {
     c
 }
 
-fn condition<'a>(s: &'a VideoResizerConfigStatus, t: &str) -> &'a Condition {
+fn condition(s: &VideoResizerConfigStatus, t: ConditionType) -> &Condition {
     s.conditions
         .iter()
-        .find(|c| c.type_ == t)
+        .find(|c| c.type_ == t.as_str())
         .expect("condition present")
 }
 
@@ -114,11 +123,28 @@ fn first_reconcile_creates_revision_one_and_points_at_it() {
     assert_eq!(condition(&p.status, PROGRESSING).status, "True");
     assert_eq!(condition(&p.status, READY).status, "False");
     let reasons: Vec<_> = p.events.iter().map(|e| e.reason).collect();
-    assert_eq!(reasons, ["RevisionCreated", "RevisionActivated"]);
-    let w = p.workload.as_ref().expect("workload");
-    assert!(w
-        .secrets
-        .contains(&("media-origin".to_string(), "token".to_string())));
+    assert_eq!(
+        reasons,
+        [Reason::RevisionCreated, Reason::RevisionActivated]
+    );
+    // The Secret the config reads is mounted in the declared Deployment.
+    let deployment = p
+        .children
+        .iter()
+        .find_map(|c| match c {
+            children::Declared::Deployment(d) => Some(d),
+            _ => None,
+        })
+        .expect("a Deployment is declared");
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
+    assert!(pod.volumes.iter().flatten().any(|v| v
+        .secret
+        .as_ref()
+        .is_some_and(|s| s.secret_name.as_deref() == Some("media-origin"))));
 }
 
 #[test]
@@ -135,7 +161,7 @@ fn re_applying_identical_specs_creates_no_revision_and_an_identical_status() {
     assert_eq!(condition(&p2.status, READY).status, "True");
     assert_eq!(p2.status.phase, Some(Phase::Ready));
     let reasons: Vec<_> = p2.events.iter().map(|e| e.reason).collect();
-    assert_eq!(reasons, ["Available"]);
+    assert_eq!(reasons, [Reason::Available]);
     // A GitOps tool re-applies the same spec minutes later: nothing changes, not even times.
     let o2 = after(&p2, o1.clone(), 2);
     let p3 = plan(
@@ -204,7 +230,7 @@ fn an_invalid_derivative_changes_nothing_and_says_why_once() {
     assert!(
         p2.new_revision.is_none()
             && p2.pointer.is_none()
-            && p2.workload.is_none()
+            && p2.children.is_empty()
             && p2.prune.is_empty()
     );
     let d = condition(&p2.status, DEGRADED);
@@ -235,7 +261,7 @@ fn an_invalid_derivative_changes_nothing_and_says_why_once() {
     );
     assert_eq!(condition(&p4.status, DEGRADED).status, "False");
     assert!(
-        p4.events.iter().any(|e| e.reason == "SpecValid"),
+        p4.events.iter().any(|e| e.reason == Reason::SpecValid),
         "{:?}",
         p4.events
     );
@@ -293,11 +319,35 @@ fn revision_numbers_are_never_reused_after_pruning() {
 #[test]
 fn conditions_change_transition_time_only_when_their_status_flips() {
     let mut cs = Vec::new();
-    set_condition(&mut cs, READY, false, "A", "a", Some(1), t(0));
-    set_condition(&mut cs, READY, false, "B", "b", Some(2), t(100));
+    set_condition(
+        &mut cs,
+        READY,
+        false,
+        Reason::NoReadyPods,
+        "a",
+        Some(1),
+        t(0),
+    );
+    set_condition(
+        &mut cs,
+        READY,
+        false,
+        Reason::Activating,
+        "b",
+        Some(2),
+        t(100),
+    );
     assert_eq!(cs[0].last_transition_time.0, t(0));
-    assert_eq!(cs[0].reason, "B");
-    set_condition(&mut cs, READY, true, "C", "c", Some(2), t(200));
+    assert_eq!(cs[0].reason, "Activating");
+    set_condition(
+        &mut cs,
+        READY,
+        true,
+        Reason::Available,
+        "c",
+        Some(2),
+        t(200),
+    );
     assert_eq!(cs[0].last_transition_time.0, t(200));
 }
 
@@ -322,5 +372,5 @@ fn a_spec_that_turns_invalid_during_a_canary_takes_the_canary_out_of_traffic() {
     assert_eq!(pointer.stable, o2.pointer.expect("pointer").stable);
     assert!(p3.status.rollout.is_none());
     assert_eq!(p3.status.canary_weight, 0);
-    assert!(p3.events.iter().any(|e| e.reason == "RolloutStopped"));
+    assert!(p3.events.iter().any(|e| e.reason == Reason::RolloutStopped));
 }

@@ -1,5 +1,16 @@
 use super::*;
-use vr_crds::rollout::{RevisionNumbers, RolloutStep};
+use crate::model::{ObservedRevision, Rev};
+use crate::reason::Reason;
+use crate::verdict::policy::window_due;
+use k8s_openapi::jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use vr_crds::contract;
+use vr_crds::resources::VideoResizerConfigStatus;
+use vr_crds::rollout::{AnalysisResult, RevisionRecord, RolloutSpec};
+use vr_crds::rollout::{
+    Outcome, ProviderErrorPolicy, RevisionNumbers, RolloutState, RolloutStep, Verdict,
+};
 
 fn t(secs: i64) -> Timestamp {
     Timestamp::from_second(1_800_000_000 + secs).expect("timestamp")
@@ -160,7 +171,7 @@ fn failing_windows_beyond_the_failure_limit_roll_back_at_once_and_hold_the_conte
     assert!(o
         .events
         .iter()
-        .any(|e| e.warning && e.reason == "RolledBack"));
+        .any(|e| e.warning && e.reason == Reason::RolledBack));
     assert_eq!(o.held_back.as_ref().map(|h| h.hash.as_str()), Some("h2"));
 
     // The same content is not tried again...
@@ -332,7 +343,7 @@ fn rollback_to_an_earlier_revision_skips_analysis_and_holds_the_spec_back() {
     w.annotations
         .insert(contract::ANNOTATION_ROLLBACK_TO.into(), "9".into());
     let o = w.step(2, None, t(3));
-    assert!(o.events.iter().any(|e| e.reason == "RollbackRefused"));
+    assert!(o.events.iter().any(|e| e.reason == Reason::RollbackRefused));
     assert_eq!(o.pointer.stable, "web-r1-h1");
 }
 

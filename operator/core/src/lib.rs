@@ -1,0 +1,26 @@
+//! The video-resizer operator's core: everything a reconcile decides, as pure functions of
+//! data. No Kubernetes client, no HTTP client, no clock, no async: the acting crate
+//! (`vr-operator`) reads the world, calls in here, and performs what comes back.
+//!
+//! Arrows point one way: [`reason`] and [`model`] (the vocabulary and the observed world) ←
+//! [`verdict`] (one analysis window → a verdict; verdicts → a decision; the window policy) ←
+//! [`rollout`] (the canary state machine, phase by phase) ← [`plan`] (revisions, the rollout
+//! step, conditions, status and the declared children of one config).
+//!
+//! Flows that live here:
+//! * CR → revision → pointer: [`plan::plan`] renders the spec, numbers the revision
+//!   ([`plan::revisions`]) and asks [`rollout::step`] which revisions the pointer names.
+//! * Rollout window → verdict → step: [`verdict::policy`] says when a window is due and how it
+//!   is judged, [`verdict::judge`] judges the numbers, [`verdict::Tally`] turns verdicts into a
+//!   decision, and [`rollout::step`] acts on it.
+
+pub mod model;
+pub mod observe;
+pub mod plan;
+pub mod reason;
+pub mod rollout;
+pub mod verdict;
+
+pub use model::{EventSpec, Observed, ObservedRevision, Rev, Settings};
+pub use plan::{plan, Plan};
+pub use reason::{ConditionType, Reason, Transition};
