@@ -4,14 +4,14 @@
 //! Long-lived handles live here and survive config reloads; everything that comes from the
 //! config lives in [`Runtime`] and is replaced whole.
 
-use crate::admission::Admission;
-use crate::auth::AuditLog;
+use crate::guard::admission::Admission;
+use crate::guard::auth::AuditLog;
 use crate::cache::{Cache, CacheKey, DiskLayer, Layer, MemoryLayer};
 use crate::error::Classify;
-use crate::flight::Flights;
+use crate::cache::flight::Flights;
 use crate::metrics::{ActiveLabels, LoadLabels, LoadOutcome, Metrics};
 use crate::origin::OriginState;
-use crate::runtime::Runtime;
+use crate::control::runtime::Runtime;
 use crate::transcode::{Transcoder, TranscoderConfig};
 use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub fn route_bucket(path: &str, query: &str) -> u32 {
         .filter(|p| !p.is_empty())
         .filter(|p| {
             let k = p.split('=').next().unwrap_or("");
-            k != crate::signing::SIG_PARAM && k != crate::signing::EXP_PARAM
+            k != crate::guard::signing::SIG_PARAM && k != crate::guard::signing::EXP_PARAM
         })
         .collect();
     pairs.sort_unstable();
@@ -200,7 +200,7 @@ impl Sizing {
             memory_cache_bytes: cfg.cache.memory.max_bytes,
             memory_cache_object_bytes: cfg.cache.memory.max_object_bytes,
             disk_cache: cfg.cache.disk.as_ref().map(|d| DiskSizing {
-                dir: crate::auth::resolve(base, &d.path),
+                dir: crate::guard::auth::resolve(base, &d.path),
                 max_bytes: d.max_bytes,
             }),
             transform_slots: l.max_concurrent_transforms,

@@ -4,8 +4,8 @@
 //!
 //! It listens on its own address so the public port never exposes any of it.
 
-use crate::app::App;
-use crate::auth::{now_rfc3339, AuditRecord, Principal};
+use crate::control::app::App;
+use crate::guard::auth::{now_rfc3339, AuditRecord, Principal};
 use crate::body::{self, Body};
 use crate::cache::CacheKey;
 use crate::metrics::AdminLabels;
@@ -17,7 +17,7 @@ use vr_crds::dataplane::Scope;
 /// The admin request handler.
 pub struct AdminApi(pub Arc<App>);
 
-impl crate::server::Handler for AdminApi {
+impl crate::edge::server::Handler for AdminApi {
     async fn handle(&self, req: Request<()>, peer: SocketAddr) -> Response<Body> {
         handle(&self.0, req, peer).await
     }
@@ -96,7 +96,7 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         }
         _ => return problem(StatusCode::NOT_FOUND, "not_found", "not found"),
     };
-    let request_id = crate::telemetry::request_id(req.headers());
+    let request_id = crate::edge::telemetry::request_id(req.headers());
     let Some(rt) = app.runtime() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -242,7 +242,7 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
     }
 }
 
-fn health_report(app: &App, rt: &crate::runtime::Runtime) -> serde_json::Value {
+fn health_report(app: &App, rt: &crate::control::runtime::Runtime) -> serde_json::Value {
     let breakers: Vec<_> = rt
         .origins
         .breakers()

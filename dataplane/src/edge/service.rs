@@ -11,19 +11,19 @@
 //! part of the cache key so a changed source never serves a stale variant; single-flight sits
 //! *before* admission so followers never take a transform slot.
 
-use crate::app::{App, Done, Failure, Role};
+use crate::control::app::{App, Done, Failure, Role};
 use crate::body::{self, Body};
 use crate::cache::{CacheKey, KeyParts, Meta, Payload, Stored};
 use crate::error::{self, Classify, Fault};
-use crate::flight::{Joined, NextError, Producer, Start};
+use crate::cache::flight::{Joined, NextError, Producer, Start};
 use crate::metrics::{ModeLabels, RequestLabels, RevisionLabels, TransformLabels};
 use crate::origin::{Route, SourceMeta};
-use crate::params::{self, Resolved};
-use crate::runtime::Runtime;
+use crate::request::params::{self, Resolved};
+use crate::control::runtime::Runtime;
 use crate::serve;
-use crate::telemetry::{self, Timing, TraceContext};
+use crate::edge::telemetry::{self, Timing, TraceContext};
 use crate::transcode::{self, ProbeLimits};
-use crate::variant::{Transform, Variant};
+use crate::request::variant::{Transform, Variant};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -87,7 +87,7 @@ impl Classify for EdgeError {
 /// The data-plane request handler.
 pub struct DataPlane(pub Arc<App>);
 
-impl crate::server::Handler for DataPlane {
+impl crate::edge::server::Handler for DataPlane {
     async fn handle(&self, req: Request<()>, peer: SocketAddr) -> Response<Body> {
         handle(&self.0, req, peer).await
     }
@@ -388,7 +388,7 @@ async fn pipeline(
 /// included), whether or not the cache kept it.
 async fn serve_finished(
     req: &Request<()>,
-    reader: &crate::flight::Reader<Arc<Done>, Failure>,
+    reader: &crate::cache::flight::Reader<Arc<Done>, Failure>,
     done: &Done,
     extra: HeaderMap,
 ) -> Result<Response<Body>, StageError> {
@@ -773,7 +773,7 @@ impl Classify for SharedError {
 
 /// The body of a response streamed while the variant is produced. A failure mid-stream ends
 /// the body with an error, so the client sees a truncated transfer, never a "complete" file.
-fn streaming_body(reader: crate::flight::Reader<Arc<Done>, Failure>) -> Body {
+fn streaming_body(reader: crate::cache::flight::Reader<Arc<Done>, Failure>) -> Body {
     let s = futures_util::stream::unfold(Some(reader), |state| async move {
         let mut r = state?;
         match r.next().await? {

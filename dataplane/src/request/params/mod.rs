@@ -34,7 +34,7 @@ pub use config::{compile, ParamsConfig};
 pub(crate) use query::{decode as decode_component, encode_into, pairs as query_pairs};
 
 use crate::error::{Classify, Fault};
-use crate::variant::{PlaybackHints, Transform, Variant};
+use crate::request::variant::{PlaybackHints, Transform, Variant};
 use config::{CompiledDerivative, Partial};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use names::{Name, Value, COUNT};
@@ -199,7 +199,7 @@ enum Base<'c> {
 ///
 /// Errors: strict mode returns every bad parameter at once. Lenient mode drops bad parameters
 /// and lists them in `warnings`. Signature parameters (`sig`, `exp`) are ignored here (see
-/// [`crate::signing`]).
+/// [`crate::guard::signing`]).
 pub fn resolve(
     query: &str,
     headers: &HeaderMap,

@@ -1,7 +1,7 @@
 //! Unit and property tests of the URL API.
 
 use super::*;
-use crate::variant::Variant;
+use crate::request::variant::Variant;
 use http::header::HeaderName;
 use proptest::prelude::*;
 use vr_crds::dataplane::{DeviceDerivatives, ValidationMode};

@@ -4,7 +4,7 @@
 //! enum, so no request text can ever become an option, a filter or a path.
 
 use super::{MediaInfo, TranscodeError, DECODER_WHITELIST, FORMAT_WHITELIST, PROTOCOL_WHITELIST};
-use crate::variant::{Variant, DEFAULT_IMAGE_COUNT};
+use crate::request::variant::{Variant, DEFAULT_IMAGE_COUNT};
 use vr_crds::media::{Compression, Fit, Format, Mode, Quality};
 
 /// Keyframe interval of video output: a fragment closes at each keyframe, so this bounds the
