@@ -10,7 +10,7 @@ use crate::dataplane::{
     S3Bucket, S3Credentials, S3Source, SharedCache, Signing, Source, ValidationErrors,
 };
 use crate::resources::{
-    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3CredentialsSpec, SecretKeyRef, SourceKind,
+    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3BucketSpec, S3CredentialsSpec, SecretKeyRef, SourceKind,
     SourceSpec, VideoResizerConfig,
 };
 use sha2::{Digest, Sha256};
@@ -128,16 +128,7 @@ pub fn render(
         limits: spec.limits.clone(),
         cache: crate::dataplane::CacheConfig {
             shared: spec.shared_cache.as_ref().map(|sh| SharedCache {
-                bucket: S3Bucket {
-                    bucket: sh.bucket.clone(),
-                    region: sh.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                    endpoint: sh.endpoint.clone(),
-                    force_path_style: sh.force_path_style,
-                    credentials: sh
-                        .credentials
-                        .as_ref()
-                        .map(|c| s3_credentials(c, &mut secrets)),
-                },
+                bucket: s3_bucket(&sh.bucket, &mut secrets),
                 prefix: sh.prefix.clone().unwrap_or_else(|| "video-resizer/".into()),
                 timeout_seconds: sh.timeout_seconds.unwrap_or(10),
                 purge_poll_seconds: sh.purge_poll_seconds.unwrap_or(2),
@@ -310,18 +301,23 @@ fn render_source(
             };
             Some(Source::S3(S3Source {
                 name: s.name.clone(),
-                bucket: S3Bucket {
-                    bucket: b.bucket.clone(),
-                    region: b.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                    endpoint: b.endpoint.clone(),
-                    force_path_style: b.force_path_style,
-                    credentials: b.credentials.as_ref().map(|c| s3_credentials(c, secrets)),
-                },
+                bucket: s3_bucket(&b.bucket, secrets),
                 key: b.key.clone(),
                 timeout_seconds: b.timeout_seconds,
                 presign: b.presign.clone(),
             }))
         }
+    }
+}
+
+/// A bucket of the rendered config: the region defaulted, credentials as mounted files.
+fn s3_bucket(b: &S3BucketSpec, secrets: &mut BTreeSet<(String, String)>) -> S3Bucket {
+    S3Bucket {
+        bucket: b.bucket.clone(),
+        region: b.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        endpoint: b.endpoint.clone(),
+        force_path_style: b.force_path_style,
+        credentials: b.credentials.as_ref().map(|c| s3_credentials(c, secrets)),
     }
 }
 
@@ -651,6 +647,7 @@ mod tests {
             .s3
             .as_mut()
             .expect("s3")
+            .bucket
             .credentials = Some(creds.clone());
         config.spec.shared_cache =
             Some(serde_yaml::from_str("bucket: variants\nforcePathStyle: true\n").expect("shared"));
@@ -659,6 +656,7 @@ mod tests {
             .shared_cache
             .as_mut()
             .expect("shared")
+            .bucket
             .credentials = Some(creds);
         let r = match render(&config, &derivatives) {
             Ok(r) => r,

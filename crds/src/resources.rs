@@ -199,10 +199,10 @@ pub enum SourceKind {
     S3,
 }
 
-/// An S3 source: one bucket, objects named by a key template.
+/// An S3 bucket and how to reach it: the settings S3 sources and the shared cache layer share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct S3SourceSpec {
+pub struct S3BucketSpec {
     /// Bucket name.
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
@@ -217,6 +217,19 @@ pub struct S3SourceSpec {
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
     #[serde(default)]
     pub force_path_style: bool,
+    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials
+    /// (environment, web identity / IRSA, instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3CredentialsSpec>,
+}
+
+/// An S3 source: one bucket, objects named by a key template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3SourceSpec {
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3BucketSpec,
     /// Object key template, e.g. `raw/${id}.mp4`; placeholders must be captures of the
     /// origin's matcher.
     #[schemars(length(min = 1, max = 1024))]
@@ -225,10 +238,6 @@ pub struct S3SourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: Option<u32>,
-    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials
-    /// (environment, web identity / IRSA, instance metadata).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<S3CredentialsSpec>,
     /// Presigned URLs: ffmpeg reads through them (byte ranges only), and optionally clients
     /// are redirected to originals instead of being proxied.
     #[serde(default)]
@@ -252,20 +261,9 @@ pub struct S3CredentialsSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharedCacheSpec {
-    /// Bucket name.
-    #[schemars(length(min = 3, max = 63))]
-    pub bucket: String,
-    /// Region used for signing (default `us-east-1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible store (default: AWS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 2048))]
-    pub endpoint: Option<String>,
-    /// Path-style addressing, which most S3-compatible stores need.
-    #[serde(default)]
-    pub force_path_style: bool,
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3BucketSpec,
     /// Key prefix of everything the layer writes (default `video-resizer/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
@@ -278,9 +276,6 @@ pub struct SharedCacheSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub purge_poll_seconds: Option<u32>,
-    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<S3CredentialsSpec>,
 }
 
 /// A directory source. Reads are confined to `root`: `..`, absolute paths, encoded traversal

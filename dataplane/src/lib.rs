@@ -28,6 +28,7 @@ pub mod fixtures;
 pub mod guard;
 pub mod metrics;
 pub mod origin;
+pub mod pipeline;
 pub mod request;
 pub mod s3;
 pub mod serve;

@@ -17,6 +17,7 @@ use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vr_crds::contract::metrics as metric;
 use vr_crds::DataPlaneConfig;
 
 /// A finished variant, shared with every reader of its flight.
@@ -64,8 +65,8 @@ impl Role {
     /// The `role` label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Stable => "stable",
-            Role::Canary => "canary",
+            Role::Stable => metric::ROLE_STABLE,
+            Role::Canary => metric::ROLE_CANARY,
         }
     }
 }
@@ -124,6 +125,18 @@ pub fn route_bucket(path: &str, query: &str) -> u32 {
     let d = h.finalize();
     let n = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     (n % 10_000) as u32
+}
+
+/// Why the long-lived state could not be built (start-up only). Each message is the failing
+/// step's own: they already name the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The work directory or the audit log could not be created or opened.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The disk cache layer could not be opened.
+    #[error(transparent)]
+    DiskCache(#[from] crate::cache::CacheError),
 }
 
 /// The data plane.
@@ -218,14 +231,17 @@ impl App {
         settings: Settings,
         initial: &DataPlaneConfig,
         base: &std::path::Path,
-    ) -> anyhow::Result<Arc<App>> {
+    ) -> Result<Arc<App>, StartError> {
         App::with_sizing(settings, Sizing::from_config(initial, base)).await
     }
 
     /// Builds the long-lived state with no revision loaded (`/readyz` and public requests
     /// answer 503 until [`App::install`]). `sizing` is fixed for the life of the process;
     /// everything else reloads live.
-    pub async fn with_sizing(settings: Settings, sizing: Sizing) -> anyhow::Result<Arc<App>> {
+    pub async fn with_sizing(
+        settings: Settings,
+        sizing: Sizing,
+    ) -> Result<Arc<App>, StartError> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
         remove_stale_spools(&settings.work_dir);
@@ -301,15 +317,15 @@ impl App {
         let old = self.live.load_full();
         let mut before: Vec<(String, &'static str)> = Vec::new();
         if let Some(o) = &old {
-            before.push((o.stable.revision().to_owned(), "stable"));
+            before.push((o.stable.revision().to_owned(), Role::Stable.as_str()));
             if let Some((c, _)) = &o.canary {
-                before.push((c.revision().to_owned(), "canary"));
+                before.push((c.revision().to_owned(), Role::Canary.as_str()));
             }
         }
         let mut after: Vec<(String, &'static str)> =
-            vec![(live.stable.revision().to_owned(), "stable")];
+            vec![(live.stable.revision().to_owned(), Role::Stable.as_str())];
         if let Some((c, _)) = &live.canary {
-            after.push((c.revision().to_owned(), "canary"));
+            after.push((c.revision().to_owned(), Role::Canary.as_str()));
         }
         for (revision, role) in &before {
             if !after.contains(&(revision.clone(), role)) {

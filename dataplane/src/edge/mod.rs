@@ -5,6 +5,7 @@
 //! what is the same for every answer.
 
 pub mod admin;
+pub mod headers;
 pub mod server;
 pub mod service;
 pub mod telemetry;
