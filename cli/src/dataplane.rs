@@ -6,9 +6,9 @@
 //! through a Service warms whichever pod answers (and the shared layers).
 
 use futures_util::stream::{self, StreamExt};
-use vr_crds::contract;
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use vr_crds::contract;
 
 /// One prewarmed variant.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -12,7 +12,6 @@ use vr_cli::exit::{self, CliError};
 use vr_cli::files;
 use vr_cli::progress::Progress;
 use vr_cli::report::{history_text, status_text, status_value};
-use vr_crds::resources::VideoResizerConfig;
 
 const EXIT_CODES: &str = "Exit codes: 0 ok; 1 the command found problems (invalid config, failed \
 prewarm or purge); 2 bad command line; 3 the API server or a data plane could not be reached, or \

@@ -10,8 +10,8 @@ use crate::dataplane::{
     S3Bucket, S3Credentials, S3Source, SharedCache, Signing, Source, ValidationErrors,
 };
 use crate::resources::{
-    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3BucketSpec, S3CredentialsSpec, SecretKeyRef, SourceKind,
-    SourceSpec, VideoResizerConfig,
+    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3BucketSpec, S3CredentialsSpec, SecretKeyRef,
+    SourceKind, SourceSpec, VideoResizerConfig,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,25 +72,7 @@ pub fn render(
         source_index.push(kept);
     }
 
-    let mut presets = BTreeMap::new();
-    for d in derivatives {
-        if d.spec.config != name || !same_namespace(config, d) {
-            continue;
-        }
-        let Some(dname) = d.metadata.name.as_deref() else {
-            errs.push(err("Derivative/<unnamed> metadata.name", "must be set"));
-            continue;
-        };
-        if presets
-            .insert(dname.to_owned(), d.spec.preset.clone())
-            .is_some()
-        {
-            errs.push(err(
-                format!("Derivative/{dname} metadata.name"),
-                "duplicate derivative name",
-            ));
-        }
-    }
+    let presets = presets_of(config, derivatives, name, &mut errs);
 
     let mut path_of = |r: &SecretKeyRef| {
         secrets.insert((r.name.clone(), r.key.clone()));
@@ -142,36 +124,85 @@ pub fn render(
     };
 
     if let Err(found) = cfg.validate() {
-        let names: Vec<&str> = cfg.derivatives.keys().map(String::as_str).collect();
-        for e in found.0 {
-            // An origin whose only sources were left out is already reported.
-            let emptied = |i: usize| source_index[i].len() < spec.origins[i].sources.len();
-            if let Some(i) = e
-                .path
-                .strip_prefix("origins[")
-                .and_then(|r| r.strip_suffix("].sources"))
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                if i < source_index.len() && emptied(i) {
-                    continue;
-                }
-            }
-            let Some(path) = user_path(&e.path, &source_index, &names) else {
-                continue;
-            };
-            // The data plane speaks of files; the user wrote Secret references.
-            let message = if e.path == "signing.keyFiles" {
-                "at least one key is required when signing.required is true".to_owned()
-            } else {
-                e.message
-            };
-            errs.push(FieldError { path, message });
-        }
+        relocate(found, spec, &source_index, &cfg, &mut errs);
     }
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
 
+    document_of(cfg, secrets)
+}
+
+/// The derivatives of `config` (same name and namespace), keyed by name.
+fn presets_of(
+    config: &VideoResizerConfig,
+    derivatives: &[Derivative],
+    name: &str,
+    errs: &mut Vec<FieldError>,
+) -> BTreeMap<String, crate::dataplane::Derivative> {
+    let mut presets = BTreeMap::new();
+    for d in derivatives {
+        if d.spec.config != name || !same_namespace(config, d) {
+            continue;
+        }
+        let Some(dname) = d.metadata.name.as_deref() else {
+            errs.push(err("Derivative/<unnamed> metadata.name", "must be set"));
+            continue;
+        };
+        if presets
+            .insert(dname.to_owned(), d.spec.preset.clone())
+            .is_some()
+        {
+            errs.push(err(
+                format!("Derivative/{dname} metadata.name"),
+                "duplicate derivative name",
+            ));
+        }
+    }
+    presets
+}
+
+/// The rendered config's validation errors, located in the user's objects (`spec.…`,
+/// `Derivative/NAME …`); errors that only follow from a source already reported are dropped.
+fn relocate(
+    found: ValidationErrors,
+    spec: &crate::resources::VideoResizerConfigSpec,
+    source_index: &[Vec<usize>],
+    cfg: &DataPlaneConfig,
+    errs: &mut Vec<FieldError>,
+) {
+    let names: Vec<&str> = cfg.derivatives.keys().map(String::as_str).collect();
+    for e in found.0 {
+        // An origin whose only sources were left out is already reported.
+        let emptied = |i: usize| source_index[i].len() < spec.origins[i].sources.len();
+        if let Some(i) = e
+            .path
+            .strip_prefix("origins[")
+            .and_then(|r| r.strip_suffix("].sources"))
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            if i < source_index.len() && emptied(i) {
+                continue;
+            }
+        }
+        let Some(path) = user_path(&e.path, source_index, &names) else {
+            continue;
+        };
+        // The data plane speaks of files; the user wrote Secret references.
+        let message = if e.path == "signing.keyFiles" {
+            "at least one key is required when signing.required is true".to_owned()
+        } else {
+            e.message
+        };
+        errs.push(FieldError { path, message });
+    }
+}
+
+/// The document (with the placeholder revision) and its hash.
+fn document_of(
+    cfg: DataPlaneConfig,
+    secrets: BTreeSet<(String, String)>,
+) -> Result<Rendered, ValidationErrors> {
     let full = serde_yaml::to_string(&cfg).map_err(|e| one_err("spec", e.to_string()))?;
     let first_line = format!("revision: {PLACEHOLDER_REVISION}\n");
     let body = full

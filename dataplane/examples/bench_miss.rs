@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use vr_dataplane::control::app::{App, Settings};
-use vr_dataplane::transcode::{self, ProbeLimits};
-use vr_dataplane::request::variant::Variant;
 use vr_dataplane::control::{runtime::Runtime, sources::file as config};
 use vr_dataplane::edge::{server, service};
+use vr_dataplane::request::variant::Variant;
+use vr_dataplane::transcode::{self, ProbeLimits};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

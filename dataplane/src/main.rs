@@ -255,7 +255,8 @@ async fn run_kube(name: String, flags: Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let follow = vr_dataplane::control::sources::configmaps::run(client, namespace, name, app.clone());
+    let follow =
+        vr_dataplane::control::sources::configmaps::run(client, namespace, name, app.clone());
     finish(serve(app, flags, follow).await)
 }
 

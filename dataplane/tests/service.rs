@@ -574,12 +574,14 @@ async fn the_example_standalone_config_parses_and_compiles() {
         "example-admin-token-0123456789\n",
     )
     .expect("token");
-    let doc = vr_dataplane::control::sources::file::read(&copy).expect("the example parses and validates");
+    let doc = vr_dataplane::control::sources::file::read(&copy)
+        .expect("the example parses and validates");
     assert_eq!(doc.config.revision, "standalone");
     assert!(doc.config.derivatives.contains_key("mobile"));
     let metrics = Arc::new(vr_dataplane::metrics::Metrics::new());
     let state = vr_dataplane::origin::OriginState::new(metrics, dir.path().join("work"));
-    let rt = vr_dataplane::control::runtime::Runtime::compile(doc, state).expect("the example compiles");
+    let rt =
+        vr_dataplane::control::runtime::Runtime::compile(doc, state).expect("the example compiles");
     assert!(rt
         .tokens
         .authenticate(Some("Bearer example-admin-token-0123456789"))

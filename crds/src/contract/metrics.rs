@@ -69,7 +69,10 @@ mod tests {
     #[test]
     fn exposed_names_carry_the_prefix_and_suffix() {
         assert_eq!(REQUESTS_TOTAL, "vr_requests_total");
-        assert_eq!(REQUEST_DURATION_BUCKET, "vr_request_duration_seconds_bucket");
+        assert_eq!(
+            REQUEST_DURATION_BUCKET,
+            "vr_request_duration_seconds_bucket"
+        );
         assert_eq!(CONFIG_ACTIVE_SERIES, "vr_config_active");
         assert_eq!(TRANSFORM_QUEUE_DEPTH_SERIES, "vr_transform_queue_depth");
         assert!(REQUESTS_TOTAL.starts_with(PREFIX));

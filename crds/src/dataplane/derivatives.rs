@@ -4,7 +4,6 @@ use super::defaults::*;
 use crate::media::{Compression, Fit, Format, Mode, Preload, Quality};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// A named preset. Every field is optional; unset fields fall back to the URL or defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -93,8 +93,7 @@ fn minimal_config_parses_with_defaults() {
 #[test]
 fn an_omitted_responsive_block_means_the_same_as_an_empty_one() {
     let omitted = DataPlaneConfig::from_yaml(MINIMAL).expect("valid");
-    let empty =
-        DataPlaneConfig::from_yaml(&format!("{MINIMAL}responsive: {{}}\n")).expect("valid");
+    let empty = DataPlaneConfig::from_yaml(&format!("{MINIMAL}responsive: {{}}\n")).expect("valid");
     assert_eq!(omitted.responsive, empty.responsive);
     assert_eq!(omitted.responsive.slow_downlink_mbps, 1.5);
 }

@@ -25,7 +25,7 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 use serde::Serialize;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A failure inside one cache layer.

@@ -4,14 +4,14 @@
 //! Long-lived handles live here and survive config reloads; everything that comes from the
 //! config lives in [`Runtime`] and is replaced whole.
 
+use crate::cache::flight::Flights;
+use crate::cache::{Cache, CacheKey, DiskLayer, Layer, MemoryLayer};
+use crate::control::runtime::Runtime;
+use crate::error::Classify;
 use crate::guard::admission::Admission;
 use crate::guard::auth::AuditLog;
-use crate::cache::{Cache, CacheKey, DiskLayer, Layer, MemoryLayer};
-use crate::error::Classify;
-use crate::cache::flight::Flights;
 use crate::metrics::{ActiveLabels, LoadLabels, LoadOutcome, Metrics};
 use crate::origin::OriginState;
-use crate::control::runtime::Runtime;
 use crate::transcode::{Transcoder, TranscoderConfig};
 use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
@@ -238,10 +238,7 @@ impl App {
     /// Builds the long-lived state with no revision loaded (`/readyz` and public requests
     /// answer 503 until [`App::install`]). `sizing` is fixed for the life of the process;
     /// everything else reloads live.
-    pub async fn with_sizing(
-        settings: Settings,
-        sizing: Sizing,
-    ) -> Result<Arc<App>, StartError> {
+    pub async fn with_sizing(settings: Settings, sizing: Sizing) -> Result<Arc<App>, StartError> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
         remove_stale_spools(&settings.work_dir);

@@ -1,9 +1,9 @@
 //! The headers the edge adds to every answer, after the pipeline (or its error) produced it.
 
-use vr_crds::contract::headers as hdr;
 use crate::body::Body;
 use crate::pipeline::Ctx;
 use http::{header, HeaderName, HeaderValue, Response};
+use vr_crds::contract::headers as hdr;
 
 /// The headers every answer carries, whatever produced it: request id, trace context, the
 /// serving revision, cache status, `Server-Timing`, parameter warnings, `Server`.
@@ -12,7 +12,10 @@ pub fn finish_headers(resp: &mut Response<Body>, ctx: &Ctx, revision: &str) {
     if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
         h.insert(HeaderName::from_static(hdr::REQUEST_ID), v);
     }
-    h.insert(HeaderName::from_static(hdr::TRACEPARENT), ctx.trace.header());
+    h.insert(
+        HeaderName::from_static(hdr::TRACEPARENT),
+        ctx.trace.header(),
+    );
     if let Ok(v) = HeaderValue::from_str(revision) {
         h.insert(HeaderName::from_static(hdr::CONFIG_REVISION), v);
     }

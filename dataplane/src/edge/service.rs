@@ -2,7 +2,6 @@
 //! [`crate::pipeline`] on it, answers a failed canary request from the stable revision, counts
 //! the answer in the request metrics, and adds the headers every answer carries.
 
-use vr_crds::contract::headers as hdr;
 use crate::body::Body;
 use crate::control::app::{App, Role};
 use crate::edge::headers::finish_headers;
@@ -14,6 +13,7 @@ use crate::pipeline::{self, CacheStatus, Ctx};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use vr_crds::contract::headers as hdr;
 
 /// The data-plane request handler.
 pub struct DataPlane(pub Arc<App>);

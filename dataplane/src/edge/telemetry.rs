@@ -1,11 +1,11 @@
 //! Request identity and tracing: `X-Request-ID`, W3C `traceparent`, `Server-Timing`, and the
 //! JSON log subscriber.
 
-use vr_crds::contract::headers as hdr;
 use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 use std::fmt::Write as _;
 use std::time::Instant;
+use vr_crds::contract::headers as hdr;
 
 /// Longest accepted incoming `X-Request-ID`.
 const MAX_REQUEST_ID: usize = 128;

@@ -6,7 +6,7 @@ use super::{http, local, s3, BreakerPolicy, OriginState, Origins, RetryPolicy};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
-use vr_crds::dataplane::{FieldError, Source};
+use vr_crds::dataplane::Source;
 use vr_crds::{DataPlaneConfig, ValidationErrors};
 
 #[derive(Debug)]

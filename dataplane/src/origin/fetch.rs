@@ -5,6 +5,7 @@ use super::compile::{CompiledSource, Key, Kind, Rule};
 use super::error::{OriginError, SourceError};
 use super::{http, local, presign, s3, Fetched, Origins, Route, SourceMeta};
 use crate::body::Body;
+use crate::error::Classify;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -218,7 +219,7 @@ impl Origins {
     }
 
     /// A presigned GET URL for `key` of an S3 source, from the process's presign cache.
-    async fn presigned(
+    pub(super) async fn presigned(
         &self,
         origin: &str,
         source: &str,
@@ -236,4 +237,7 @@ impl Origins {
         });
         self.state
             .presign
+            .url((origin, source, key, "GET"), life, sign)
+            .await
+    }
 }

@@ -219,9 +219,6 @@ impl Origins {
             _ => self.rules.iter().find(|r| r.name == route.origin),
         }
     }
-            .url((origin, source, key, "GET"), life, sign)
-            .await
-    }
 
     /// A presigned URL of the original for `route`, when its first source that has the
     /// object is an S3 source with `presign.redirectOriginals` (for answering with a redirect
@@ -237,7 +234,6 @@ impl Origins {
         let key = s.key(&route.captures).ok()?;
         self.presigned(&rule.name, &src.name, s, &key).await.ok()
     }
-}
 }
 
 #[cfg(test)]

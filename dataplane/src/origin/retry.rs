@@ -2,7 +2,7 @@
 
 use super::breaker::Admission;
 use super::compile::{CompiledSource, Key, Rule};
-use super::error::OriginError;
+use super::error::{OriginError, SourceError};
 use super::fetch::{Done, Op};
 use super::Origins;
 use rand::Rng;

@@ -29,7 +29,7 @@ pub(crate) async fn answer(
     let app = job.app.clone();
     let rt = job.rt.clone();
     let route = job.route.clone();
-    let key = job.key.clone();
+    let key = job.key;
     let mut reader = match app.flights.join(&key) {
         Joined::Leader(producer, reader) => {
             if ctx.cache != CacheStatus::Bypass {
@@ -70,9 +70,7 @@ pub(crate) async fn answer(
             Ok(resp)
         }
         Start::Finished(Ok(done)) => serve_finished(req, &reader, &done, extra).await,
-        Start::Finished(Err(f)) => {
-            failure_response(&rt, req, &route, ctx, f, &resolved.vary).await
-        }
+        Start::Finished(Err(f)) => failure_response(&rt, req, &route, ctx, f, &resolved.vary).await,
     }
 }
 
@@ -84,9 +82,11 @@ async fn serve_finished(
     done: &Done,
     extra: HeaderMap,
 ) -> Result<Response<Body>, StageError> {
-    let (file, len) = reader
-        .spool()
-        .ok_or_else(|| boxed(RequestError::Internal("finished variant has no spool".into())))?;
+    let (file, len) = reader.spool().ok_or_else(|| {
+        boxed(RequestError::Internal(
+            "finished variant has no spool".into(),
+        ))
+    })?;
     Ok(serve::respond(
         req.method(),
         req.headers(),

@@ -1,13 +1,13 @@
 //! What a variant's answer says about itself: cache tags, `Cache-Control` from the origin's TTL,
 //! the ETag, `Content-Disposition`, playback hints, and the content type of an original.
 
-use vr_crds::contract::headers as hdr;
 use crate::cache::CacheKey;
 use crate::control::runtime::Runtime;
 use crate::origin::{Route, SourceMeta};
 use crate::request::params::Resolved;
 use crate::request::variant::Variant;
 use http::{header, HeaderMap, HeaderName, HeaderValue};
+use vr_crds::contract::headers as hdr;
 
 pub(crate) fn etag_for(key: &CacheKey) -> HeaderValue {
     let hex = key.hex();
@@ -79,7 +79,12 @@ pub fn source_tag(prefix: &str, origin: &str, key: &str) -> String {
     }
 }
 
-pub(crate) fn variant_headers(resolved: &Resolved, variant: &Variant, tags: &[String], ttl: u32) -> HeaderMap {
+pub(crate) fn variant_headers(
+    resolved: &Resolved,
+    variant: &Variant,
+    tags: &[String],
+    ttl: u32,
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, cache_control(ttl));
     if let Ok(v) = HeaderValue::from_str(&tags.join(",")) {
@@ -108,7 +113,10 @@ pub(crate) fn variant_headers(resolved: &Resolved, variant: &Variant, tags: &[St
     let hints = &resolved.hints;
     for (name, value) in [
         (hdr::PLAYBACK_LOOP, hints.loop_.map(|b| b.to_string())),
-        (hdr::PLAYBACK_AUTOPLAY, hints.autoplay.map(|b| b.to_string())),
+        (
+            hdr::PLAYBACK_AUTOPLAY,
+            hints.autoplay.map(|b| b.to_string()),
+        ),
         (hdr::PLAYBACK_MUTED, hints.muted.map(|b| b.to_string())),
         (
             hdr::PLAYBACK_PRELOAD,

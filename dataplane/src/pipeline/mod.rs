@@ -27,7 +27,6 @@ pub mod headers;
 mod originals;
 mod produce;
 
-use vr_crds::contract::headers as hdr;
 use crate::body::Body;
 use crate::cache::{CacheKey, KeyParts};
 use crate::control::app::App;
@@ -46,6 +45,7 @@ use originals::serve_original;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
+use vr_crds::contract::headers as hdr;
 
 /// How the response was produced, for `X-Cache-Status` and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! and the serve-original fallbacks), proxied with ranges, streamed when over the input limit,
 //! or redirected to a presigned URL. Never stored as a variant.
 
-use vr_crds::contract::headers as hdr;
 use super::error::{boxed, boxed_origin, RequestError, StageError};
 use super::fallback::oversize_fallback;
 use super::headers::{cache_control, content_type_for_path, origin_ttl, short_hash};
@@ -15,6 +14,7 @@ use crate::serve;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use vr_crds::contract::headers as hdr;
 
 /// Serves the source untransformed, with ranges and conditionals; never stored as a variant.
 pub(crate) async fn serve_original(

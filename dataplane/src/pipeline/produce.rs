@@ -9,7 +9,6 @@ use crate::cache::flight::Producer;
 use crate::cache::{CacheKey, Meta, Stored};
 use crate::control::app::{App, Done, Failure};
 use crate::control::runtime::Runtime;
-use crate::error::Classify;
 use crate::metrics::{ModeLabels, TransformLabels};
 use crate::origin::Route;
 use crate::request::variant::Variant;

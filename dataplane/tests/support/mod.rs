@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use vr_dataplane::control::app::{App, Settings};
 use vr_dataplane::body::{self, Body};
-use vr_dataplane::fixtures::{self, Fixture};
+use vr_dataplane::control::app::{App, Settings};
 use vr_dataplane::control::runtime::Runtime;
 use vr_dataplane::control::sources::file as config;
 use vr_dataplane::edge::{admin, service};
+use vr_dataplane::fixtures::{self, Fixture};
 
 pub const FFMPEG: &str = "/usr/bin/ffmpeg";
 pub const FFPROBE: &str = "/usr/bin/ffprobe";
@@ -491,9 +491,13 @@ impl Origin {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handler = Arc::new(OriginHandler(state.clone()));
-        tokio::spawn(vr_dataplane::edge::server::serve(listener, handler, async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(vr_dataplane::edge::server::serve(
+            listener,
+            handler,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Origin {
             addr,
             state,

@@ -8,7 +8,8 @@ mod runtime;
 
 use super::*;
 use crate::media::{
-    parse_bitrate_kbps, parse_fps_milli, parse_time_ms, DIMENSION_RANGE, IMAGE_COUNT_RANGE,
+    parse_bitrate_kbps, parse_fps_milli, parse_time_ms, Format, Mode, DIMENSION_RANGE,
+    IMAGE_COUNT_RANGE,
 };
 use std::collections::BTreeSet;
 

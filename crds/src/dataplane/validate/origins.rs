@@ -62,27 +62,14 @@ fn source(s: &Source, sp: &str, captures: Option<&BTreeSet<String>>, errs: &mut 
             if l.root.trim().is_empty() {
                 errs.push(format!("{sp}.root"), "must not be empty");
             }
-            validate_template(
-                &l.path,
-                captures,
-                &format!("{sp}.path"),
-                errs,
-            );
+            validate_template(&l.path, captures, &format!("{sp}.path"), errs);
         }
         Source::S3(s3) => {
-            validate_template(
-                &s3.key,
-                captures,
-                &format!("{sp}.key"),
-                errs,
-            );
-            validate_s3_bucket(&s3.bucket, &sp, errs);
+            validate_template(&s3.key, captures, &format!("{sp}.key"), errs);
+            validate_s3_bucket(&s3.bucket, sp, errs);
             if let Some(t) = s3.timeout_seconds {
                 if t == 0 || t > 3600 {
-                    errs.push(
-                        format!("{sp}.timeoutSeconds"),
-                        "must be between 1 and 3600",
-                    );
+                    errs.push(format!("{sp}.timeoutSeconds"), "must be between 1 and 3600");
                 }
             }
             let pr = &s3.presign;
@@ -109,17 +96,15 @@ fn http_source(
     captures: Option<&BTreeSet<String>>,
     errs: &mut ValidationErrors,
 ) {
-    validate_template(
-        &h.url,
-        captures,
-        &format!("{sp}.url"),
-        errs,
-    );
+    validate_template(&h.url, captures, &format!("{sp}.url"), errs);
     if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
         errs.push(format!("{sp}.url"), "must start with http:// or https://");
-    } else if h.url.split("://").nth(1).is_none_or(|r| {
-        r.starts_with('$') || r.starts_with('/') || r.is_empty()
-    }) {
+    } else if h
+        .url
+        .split("://")
+        .nth(1)
+        .is_none_or(|r| r.starts_with('$') || r.starts_with('/') || r.is_empty())
+    {
         errs.push(
             format!("{sp}.url"),
             "the host must be literal (captures may only appear in the path)",
@@ -127,16 +112,11 @@ fn http_source(
     }
     if let Some(t) = h.timeout_seconds {
         if t == 0 || t > 3600 {
-            errs.push(
-                format!("{sp}.timeoutSeconds"),
-                "must be between 1 and 3600",
-            );
+            errs.push(format!("{sp}.timeoutSeconds"), "must be between 1 and 3600");
         }
     }
     match &h.auth {
-        Some(HttpAuth::Bearer { token_file })
-            if token_file.trim().is_empty() =>
-        {
+        Some(HttpAuth::Bearer { token_file }) if token_file.trim().is_empty() => {
             errs.push(format!("{sp}.auth.tokenFile"), "must not be empty");
         }
         Some(HttpAuth::Header { name, value_file }) => {

@@ -1,7 +1,6 @@
 //! Validation of `derivatives`, `responsive`, `params` and `signing`.
 
 use super::*;
-use std::collections::BTreeSet;
 
 /// `derivatives`: names and values.
 pub(super) fn derivatives(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {

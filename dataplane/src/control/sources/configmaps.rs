@@ -9,9 +9,9 @@
 //! request path: requests read the live revision through [`App::runtime`], which never blocks.
 
 use crate::control::app::{App, Live};
+use crate::control::runtime::Runtime;
 use crate::control::sources::file::{self, Document};
 use crate::error::{Classify, Fault};
-use crate::control::runtime::Runtime;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::{self, Event};

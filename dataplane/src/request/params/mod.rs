@@ -213,115 +213,17 @@ pub fn resolve(
         )]));
     }
     let mut issues: Vec<ParamIssue> = Vec::new();
-    let mut found: Vec<(Name, Occurrence)> = Vec::new();
-    let mut bypass = false;
-    let mut debug = false;
-
-    for (count, (raw_name, raw_value)) in query::pairs(query).enumerate() {
-        if count >= MAX_PARAMS {
-            return Err(ParamErrors(vec![ParamIssue::new(
-                "query",
-                "",
-                format!("has more than {MAX_PARAMS} parameters"),
-            )]));
-        }
-        let name = String::from_utf8_lossy(&query::decode(raw_name)).into_owned();
-        let Some(spelling) = names::lookup(&name) else {
-            match name.as_str() {
-                "sig" | "exp" | "imref" => {}
-                "debug" => debug = true,
-                n if cfg.is_bypass(n) => bypass = true,
-                _ => issues.push(ParamIssue::new(
-                    &name,
-                    &String::from_utf8_lossy(&query::decode(raw_value)),
-                    "unknown parameter",
-                )),
-            }
-            continue;
-        };
-        let Some(value) = query::decode_str(raw_value) else {
-            issues.push(ParamIssue::new(
-                &name,
-                &String::from_utf8_lossy(&query::decode(raw_value)),
-                "is not valid UTF-8",
-            ));
-            continue;
-        };
-        match names::parse(spelling, &value) {
-            Ok(v) => found.push((
-                spelling.name,
-                Occurrence {
-                    spelled: name,
-                    raw: value.into_owned(),
-                    alias: spelling.alias,
-                    value: v,
-                },
-            )),
-            Err(message) => issues.push(ParamIssue::new(&name, &value, message)),
-        }
-    }
+    let Scan {
+        found,
+        bypass,
+        debug,
+    } = scan(query, cfg, &mut issues)?;
 
     let mut chosen = choose_occurrences(found, &mut issues);
 
     // Step 3: a preset named explicitly, else picked by imwidth/imheight.
-    let mut base = Base::None;
-    if let Some(occ) = chosen[Name::Derivative as usize].take() {
-        if let Value::Text(n) = &occ.value {
-            match cfg.derivative(n) {
-                Some(d) => base = Base::Preset(d),
-                None => issues.push(ParamIssue::new(
-                    &occ.spelled,
-                    &occ.raw,
-                    format!(
-                        "unknown derivative; expected one of {}",
-                        or_none(&cfg.derivative_list)
-                    ),
-                )),
-            }
-        }
-    }
-    let im_width = match (get(&chosen, Name::ImWidth), get(&chosen, Name::ImHeight)) {
-        (Some(Value::U32(w)), _) => Some((Name::ImWidth, *w)),
-        // A height alone stands for a 16:9 box of that height.
-        (None, Some(Value::U32(h))) => Some((Name::ImHeight, (u64::from(*h) * 16 / 9) as u32)),
-        _ => None,
-    };
-    if let (Base::None, Some((name, w))) = (&base, im_width) {
-        match cfg.breakpoint_for(w) {
-            Some(d) => base = Base::Preset(d),
-            None => {
-                if let Some(occ) = &chosen[name as usize] {
-                    issues.push(ParamIssue::new(
-                        &occ.spelled,
-                        &occ.raw,
-                        "no responsive breakpoints are configured to pick a derivative",
-                    ));
-                }
-            }
-        }
-    }
-
-    // Overrides of a preset, or free-form parameters when only derivatives are allowed.
-    for n in Name::ALL {
-        let refused = match base {
-            Base::Preset(d) => (n.is_overridable() && !cfg.overridable[n as usize]).then(|| {
-                format!(
-                    "may not override derivative {}; allowed: {}",
-                    d.name,
-                    or_none(&cfg.overridable_list)
-                )
-            }),
-            _ => (!cfg.allow_arbitrary && n.is_transform()).then(|| {
-                "only derivatives may be requested here (params.allowArbitrary is false)"
-                    .to_string()
-            }),
-        };
-        if let Some(message) = refused {
-            if let Some(occ) = chosen[n as usize].take() {
-                issues.push(ParamIssue::new(&occ.spelled, &occ.raw, message));
-            }
-        }
-    }
+    let mut base = named_base(&mut chosen, cfg, &mut issues);
+    refuse_overrides(&base, &mut chosen, cfg, &mut issues);
 
     let req = partial_of(&chosen);
     let has_size = req.width.is_some() || req.height.is_some();
@@ -332,19 +234,7 @@ pub fn resolve(
 
     // Step 4: responsive choice.
     if matches!(base, Base::None) && !has_size {
-        let f64_of = |n: Name| match get(&chosen, n) {
-            Some(Value::F64(v)) => Some(*v),
-            _ => None,
-        };
-        let hints = responsive::QueryHints {
-            dpr: f64_of(Name::Dpr),
-            view_width: match get(&chosen, Name::ImViewWidth) {
-                Some(Value::U32(v)) => Some(*v),
-                _ => None,
-            },
-            density: f64_of(Name::ImDensity),
-        };
-        if let Some(d) = responsive::choose(headers, cfg, hints, &mut vary) {
+        if let Some(d) = responsive_base(&chosen, headers, cfg, &mut vary) {
             base = if has_transform {
                 Base::SizeOf(d)
             } else {
@@ -395,6 +285,172 @@ pub fn resolve(
         bypass,
         debug,
     })
+}
+
+/// What step 1 found in the query: recognised parameters, and the bypass and debug flags.
+struct Scan {
+    found: Vec<(Name, Occurrence)>,
+    bypass: bool,
+    debug: bool,
+}
+
+/// Step 1: every parameter decoded, looked up and parsed; unknown and bad ones become issues.
+/// Refuses a query with more than [`MAX_PARAMS`] parameters.
+fn scan(
+    query: &str,
+    cfg: &ParamsConfig,
+    issues: &mut Vec<ParamIssue>,
+) -> Result<Scan, ParamErrors> {
+    let mut found: Vec<(Name, Occurrence)> = Vec::new();
+    let mut bypass = false;
+    let mut debug = false;
+
+    for (count, (raw_name, raw_value)) in query::pairs(query).enumerate() {
+        if count >= MAX_PARAMS {
+            return Err(ParamErrors(vec![ParamIssue::new(
+                "query",
+                "",
+                format!("has more than {MAX_PARAMS} parameters"),
+            )]));
+        }
+        let name = String::from_utf8_lossy(&query::decode(raw_name)).into_owned();
+        let Some(spelling) = names::lookup(&name) else {
+            match name.as_str() {
+                "sig" | "exp" | "imref" => {}
+                "debug" => debug = true,
+                n if cfg.is_bypass(n) => bypass = true,
+                _ => issues.push(ParamIssue::new(
+                    &name,
+                    &String::from_utf8_lossy(&query::decode(raw_value)),
+                    "unknown parameter",
+                )),
+            }
+            continue;
+        };
+        let Some(value) = query::decode_str(raw_value) else {
+            issues.push(ParamIssue::new(
+                &name,
+                &String::from_utf8_lossy(&query::decode(raw_value)),
+                "is not valid UTF-8",
+            ));
+            continue;
+        };
+        match names::parse(spelling, &value) {
+            Ok(v) => found.push((
+                spelling.name,
+                Occurrence {
+                    spelled: name,
+                    raw: value.into_owned(),
+                    alias: spelling.alias,
+                    value: v,
+                },
+            )),
+            Err(message) => issues.push(ParamIssue::new(&name, &value, message)),
+        }
+    }
+    Ok(Scan {
+        found,
+        bypass,
+        debug,
+    })
+}
+
+/// Step 3: the preset a request names (`derivative`, `impolicy`), else the breakpoint its
+/// `imwidth`/`imheight` falls in.
+fn named_base<'c>(
+    chosen: &mut [Option<Occurrence>; COUNT],
+    cfg: &'c ParamsConfig,
+    issues: &mut Vec<ParamIssue>,
+) -> Base<'c> {
+    let mut base = Base::None;
+    if let Some(occ) = chosen[Name::Derivative as usize].take() {
+        if let Value::Text(n) = &occ.value {
+            match cfg.derivative(n) {
+                Some(d) => base = Base::Preset(d),
+                None => issues.push(ParamIssue::new(
+                    &occ.spelled,
+                    &occ.raw,
+                    format!(
+                        "unknown derivative; expected one of {}",
+                        or_none(&cfg.derivative_list)
+                    ),
+                )),
+            }
+        }
+    }
+    let im_width = match (get(chosen, Name::ImWidth), get(chosen, Name::ImHeight)) {
+        (Some(Value::U32(w)), _) => Some((Name::ImWidth, *w)),
+        // A height alone stands for a 16:9 box of that height.
+        (None, Some(Value::U32(h))) => Some((Name::ImHeight, (u64::from(*h) * 16 / 9) as u32)),
+        _ => None,
+    };
+    if let (Base::None, Some((name, w))) = (&base, im_width) {
+        match cfg.breakpoint_for(w) {
+            Some(d) => base = Base::Preset(d),
+            None => {
+                if let Some(occ) = &chosen[name as usize] {
+                    issues.push(ParamIssue::new(
+                        &occ.spelled,
+                        &occ.raw,
+                        "no responsive breakpoints are configured to pick a derivative",
+                    ));
+                }
+            }
+        }
+    }
+    base
+}
+
+/// Drops the parameters a preset may not have overridden (or, without a preset, free-form
+/// transform parameters when only derivatives are allowed), each with an issue.
+fn refuse_overrides(
+    base: &Base<'_>,
+    chosen: &mut [Option<Occurrence>; COUNT],
+    cfg: &ParamsConfig,
+    issues: &mut Vec<ParamIssue>,
+) {
+    for n in Name::ALL {
+        let refused = match base {
+            Base::Preset(d) => (n.is_overridable() && !cfg.overridable[n as usize]).then(|| {
+                format!(
+                    "may not override derivative {}; allowed: {}",
+                    d.name,
+                    or_none(&cfg.overridable_list)
+                )
+            }),
+            _ => (!cfg.allow_arbitrary && n.is_transform()).then(|| {
+                "only derivatives may be requested here (params.allowArbitrary is false)"
+                    .to_string()
+            }),
+        };
+        if let Some(message) = refused {
+            if let Some(occ) = chosen[n as usize].take() {
+                issues.push(ParamIssue::new(&occ.spelled, &occ.raw, message));
+            }
+        }
+    }
+}
+
+/// Step 4: a derivative chosen from client hints, network hints and device class.
+fn responsive_base<'c>(
+    chosen: &[Option<Occurrence>; COUNT],
+    headers: &HeaderMap,
+    cfg: &'c ParamsConfig,
+    vary: &mut Vec<&'static str>,
+) -> Option<&'c CompiledDerivative> {
+    let f64_of = |n: Name| match get(chosen, n) {
+        Some(Value::F64(v)) => Some(*v),
+        _ => None,
+    };
+    let hints = responsive::QueryHints {
+        dpr: f64_of(Name::Dpr),
+        view_width: match get(chosen, Name::ImViewWidth) {
+            Some(Value::U32(v)) => Some(*v),
+            _ => None,
+        },
+        density: f64_of(Name::ImDensity),
+    };
+    responsive::choose(headers, cfg, hints, vary)
 }
 
 fn get(chosen: &[Option<Occurrence>; COUNT], n: Name) -> Option<&Value> {
