@@ -4,8 +4,8 @@
 //! Modules follow the path of a request, from the socket inwards; arrows point one way
 //! (a module only uses modules listed after it):
 //!
-//! * [`edge`] — the socket, the request handler (canary fallback, metrics, final headers), the
-//!   admin port and request telemetry.
+//! * [`edge`] — the socket, the request handler (canary fallback, metrics, final headers) and
+//!   the admin port.
 //! * [`pipeline`] — the stages of one request on one config revision: route → params →
 //!   source → cache → single-flight → the leader's production; originals and the debug view.
 //! * [`control`] — the process state ([`control::app::App`]), compiled config revisions
@@ -16,7 +16,8 @@
 //! * [`transcode`] — ffprobe/ffmpeg as locked-down child processes.
 //! * [`guard`] — what may run: URL signatures, admin tokens and the audit log, transform slots.
 //! * [`request`] — the URL API (parameters, derivatives, client hints) and the resolved variant.
-//! * [`s3`], [`metrics`], [`error`], [`body`], [`sync`](crate::sync) — shared foundations.
+//! * [`s3`], [`metrics`], [`telemetry`] (request id, trace context, timing, logging),
+//!   [`error`], [`body`], [`sync`](crate::sync) — shared foundations.
 
 pub mod body;
 pub mod cache;
@@ -33,4 +34,5 @@ pub mod request;
 pub mod s3;
 pub mod serve;
 pub(crate) mod sync;
+pub mod telemetry;
 pub mod transcode;

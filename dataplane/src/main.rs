@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use vr_dataplane::control::app::{App, DiskSizing, Settings, Sizing, DEFAULT_DISK_CACHE_BYTES};
 use vr_dataplane::control::{runtime::Runtime, sources::file as config};
-use vr_dataplane::edge::{admin, server, service, telemetry};
+use vr_dataplane::edge::{admin, server, service};
+use vr_dataplane::telemetry;
 
 /// On-the-fly video transformation server.
 #[derive(Parser, Debug)]

@@ -433,7 +433,7 @@ mod tests {
         );
         assert!(
             text.contains(&format!(
-                "{}{{revision=\"r1\",role=\"canary\",cache=\"MISS\",le=",
+                "{}{{le=\"0.016\",revision=\"r1\",role=\"canary\",cache=\"MISS\"}} 1",
                 metric::REQUEST_DURATION_BUCKET
             )),
             "{text}"

@@ -5,22 +5,22 @@ use super::*;
 const S3_CONFIG: &str = r#"
 origins:
   - name: videos
-matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
-sources:
-  - kind: s3
-    name: bucket
-    bucket: media-raw
-    endpoint: http://127.0.0.1:9000
-    forcePathStyle: true
-    key: 'raw/${name}.mp4'
-    credentials:
-      accessKeyIdFile: /secrets/s3/id
-      secretAccessKeyFile: /secrets/s3/secret
+    matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
+    sources:
+      - kind: s3
+        name: bucket
+        bucket: media-raw
+        endpoint: http://127.0.0.1:9000
+        forcePathStyle: true
+        key: 'raw/${name}.mp4'
+        credentials:
+          accessKeyIdFile: /secrets/s3/id
+          secretAccessKeyFile: /secrets/s3/secret
 cache:
   shared:
-bucket: variants
-endpoint: http://127.0.0.1:9000
-forcePathStyle: true
+    bucket: variants
+    endpoint: http://127.0.0.1:9000
+    forcePathStyle: true
 "#;
 
 #[test]
@@ -71,12 +71,12 @@ fn bad_s3_settings_are_reported_with_their_paths() {
 const MINIMAL: &str = r#"
 origins:
   - name: videos
-matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.(?P<ext>mp4|webm)$'
-sources:
-  - kind: local
-    name: disk
-    root: examples/media
-    path: '${name}.${ext}'
+    matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.(?P<ext>mp4|webm)$'
+    sources:
+      - kind: local
+        name: disk
+        root: examples/media
+        path: '${name}.${ext}'
 derivatives:
   mobile: { width: 640, height: 360 }
 "#;
@@ -110,11 +110,11 @@ fn every_error_is_reported_at_once_with_its_path() {
     let text = r#"
 origins:
   - name: Videos
-matcher: '^/videos/(?P<name>[a-z'
-sources:
-  - kind: http
-    name: web
-    url: 'ftp://x/${nope}'
+    matcher: '^/videos/(?P<name>[a-z'
+    sources:
+      - kind: http
+        name: web
+        url: 'ftp://x/${nope}'
 derivatives:
   mobile: { width: 5, mode: frame, format: mp4, time: 'soon' }
 responsive:

@@ -74,7 +74,7 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         app,
         peer,
         action,
-        request_id: crate::edge::telemetry::request_id(req.headers()),
+        request_id: crate::telemetry::request_id(req.headers()),
     };
     let Some(rt) = app.runtime() else {
         return problem(

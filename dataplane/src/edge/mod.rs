@@ -1,5 +1,5 @@
 //! The edge: the socket, the request handler that wraps the pipeline (canary fallback, request
-//! metrics, the headers every answer carries), request telemetry, and the admin port.
+//! metrics, the headers every answer carries), and the admin port.
 //!
 //! Errors from every layer become responses in [`crate::error::response`]; the edge only adds
 //! what is the same for every answer.
@@ -8,4 +8,3 @@ pub mod admin;
 pub mod headers;
 pub mod server;
 pub mod service;
-pub mod telemetry;

@@ -5,11 +5,11 @@
 use crate::body::Body;
 use crate::control::app::{App, Role};
 use crate::edge::headers::finish_headers;
-use crate::edge::telemetry::{self, Timing, TraceContext};
 use crate::error;
 use crate::metrics::{RequestLabels, RevisionLabels};
 use crate::pipeline::error::RequestError;
 use crate::pipeline::{self, CacheStatus, Ctx};
+use crate::telemetry::{self, Timing, TraceContext};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
