@@ -17,7 +17,7 @@
 //! * [`guard`] — what may run: URL signatures, admin tokens and the audit log, transform slots.
 //! * [`request`] — the URL API (parameters, derivatives, client hints) and the resolved variant.
 //! * [`s3`], [`metrics`], [`telemetry`] (request id, trace context, timing, logging),
-//!   [`error`], [`body`], [`sync`](crate::sync) — shared foundations.
+//!   [`error`], [`body`], `sync` — shared foundations.
 
 pub mod body;
 pub mod cache;

@@ -13,9 +13,9 @@
 //!
 //! * this module — the stages up to the cache lookup, and the one place a stage's error
 //!   becomes this revision's answer ([`run`]);
-//! * [`flight`] — joining the single-flight as leader or follower and answering from it;
-//! * [`produce`] — the leader's production task; [`fallback`] — what a failed production ends as;
-//! * [`originals`] — the source served untransformed; [`debug`] — the debug view;
+//! * `flight` — joining the single-flight as leader or follower and answering from it;
+//! * `produce` — the leader's production task; `fallback` — what a failed production ends as;
+//! * `originals` — the source served untransformed; `debug` — the debug view;
 //! * [`headers`] — cache tags and the headers of a variant's answer;
 //! * [`error`] — the pipeline's own errors.
 

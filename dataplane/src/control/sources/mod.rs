@@ -1,4 +1,4 @@
-//! Config sources, in tiers: built-in defaults, then a file ([`file`]), then the live
+//! Config sources, in tiers: built-in defaults, then a file ([`file`](mod@file)), then the live
 //! ConfigMaps of a `VideoResizerConfig` ([`configmaps`]).
 
 pub mod configmaps;

@@ -18,7 +18,7 @@
 //!    other transform parameters it contributes only its width and height. Nothing at all:
 //!    [`Transform::Original`].
 //! 5. Mode and format are reconciled (`format=m4a` implies `mode=audio`; `Accept` may pick
-//!    webm when allowed), and the variant is [`Variant::normalized`].
+//!    webm when allowed), and the variant is [`Variant::normalized`](crate::request::variant::Variant::normalized).
 //!
 //! Strict mode turns any issue into [`ParamErrors`] (400, every issue listed); lenient mode
 //! drops the offending parameters and returns the issues as `warnings`.
