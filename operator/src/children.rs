@@ -65,17 +65,20 @@ pub struct WorkloadParams {
 
 /// The name shared by the workload objects of `config`.
 pub fn workload_name(config: &str) -> String {
-    format!("{config}-dataplane")
+    contract::workload_name(config)
 }
 
 /// Labels on every child.
 pub fn labels(config: &str) -> BTreeMap<String, String> {
     let mut l = selector_labels(config);
     l.insert(
-        "app.kubernetes.io/managed-by".into(),
+        contract::LABEL_APP_MANAGED_BY.into(),
         contract::FIELD_MANAGER.into(),
     );
-    l.insert("app.kubernetes.io/part-of".into(), "video-resizer".into());
+    l.insert(
+        contract::LABEL_APP_PART_OF.into(),
+        contract::APP_NAME.into(),
+    );
     l.insert(contract::LABEL_CONFIG.into(), config.into());
     l
 }
@@ -84,13 +87,13 @@ pub fn labels(config: &str) -> BTreeMap<String, String> {
 pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            "app.kubernetes.io/name".to_string(),
-            "video-resizer".to_string(),
+            contract::LABEL_APP_NAME.to_string(),
+            contract::APP_NAME.to_string(),
         ),
-        ("app.kubernetes.io/instance".to_string(), config.to_string()),
+        (contract::LABEL_APP_INSTANCE.to_string(), config.to_string()),
         (
-            "app.kubernetes.io/component".to_string(),
-            "dataplane".to_string(),
+            contract::LABEL_APP_COMPONENT.to_string(),
+            contract::COMPONENT_DATAPLANE.to_string(),
         ),
     ])
 }
@@ -376,7 +379,7 @@ pub fn hpa(p: &WorkloadParams) -> HorizontalPodAutoscaler {
             type_: "Pods".into(),
             pods: Some(PodsMetricSource {
                 metric: MetricIdentifier {
-                    name: "vr_transform_queue_depth".into(),
+                    name: contract::metrics::TRANSFORM_QUEUE_DEPTH_SERIES.into(),
                     ..MetricIdentifier::default()
                 },
                 target: MetricTarget {

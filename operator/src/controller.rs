@@ -625,9 +625,9 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
                 .metadata
                 .labels
                 .as_ref()?
-                .get("kubernetes.io/service-name")?
+                .get(contract::LABEL_SERVICE_NAME)?
                 .clone();
-            let config = svc.strip_suffix("-dataplane")?.to_owned();
+            let config = contract::config_of_workload(&svc)?.to_owned();
             Some(
                 ObjectRef::<VideoResizerConfig>::new(&config)
                     .within(s.metadata.namespace.as_deref()?),
