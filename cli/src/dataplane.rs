@@ -8,6 +8,7 @@
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use vr_crds::contract;
 
 /// One prewarmed variant.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -102,8 +103,8 @@ async fn fetch(http: &reqwest::Client, url: String, path: String, derivative: St
                     .unwrap_or_default()
                     .to_owned()
             };
-            w.cache = header("x-cache-status");
-            w.revision = header("x-config-revision");
+            w.cache = header(contract::headers::CACHE_STATUS);
+            w.revision = header(contract::HEADER_CONFIG_REVISION);
             // Read to the end: the variant is complete (and cached) only when its body is.
             loop {
                 match r.chunk().await {

@@ -7,6 +7,7 @@
 //!   [`vr_crds::contract`]) on a `VideoResizerConfig`, through the Kubernetes API.
 //! * [`dataplane`] — prewarm (public port) and purge (admin API) against running data planes.
 //! * [`progress`] — a progress bar on stderr (only on a terminal).
+//! * [`report`] — what `status` and `history` print.
 //! * [`exit`] — the exit codes scripts can rely on, and the error type that carries them.
 
 pub mod cluster;
@@ -14,3 +15,4 @@ pub mod dataplane;
 pub mod exit;
 pub mod files;
 pub mod progress;
+pub mod report;

@@ -1,5 +1,8 @@
 //! The contract between the operator and the data plane: plain data types, no client, no server.
 //!
+//! * [`contract`] — every name one side writes and another reads: Kubernetes labels, names and
+//!   annotations, HTTP headers ([`contract::headers`]), metric names and label keys
+//!   ([`contract::metrics`]).
 //! * [`media`] — the vocabulary of a transformation (modes, fits, formats, times) shared by the
 //!   URL API, derivatives and the config model.
 //! * [`dataplane`] — the rendered data-plane config (what a versioned ConfigMap holds and what

@@ -10,8 +10,8 @@ use crate::dataplane::{
     S3Bucket, S3Credentials, S3Source, SharedCache, Signing, Source, ValidationErrors,
 };
 use crate::resources::{
-    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3CredentialsSpec, SecretKeyRef, SourceKind,
-    SourceSpec, VideoResizerConfig,
+    AuthType, Derivative, HttpAuthSpec, OriginSpec, S3BucketSpec, S3CredentialsSpec, SecretKeyRef,
+    SourceKind, SourceSpec, VideoResizerConfig,
 };
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,25 +72,7 @@ pub fn render(
         source_index.push(kept);
     }
 
-    let mut presets = BTreeMap::new();
-    for d in derivatives {
-        if d.spec.config != name || !same_namespace(config, d) {
-            continue;
-        }
-        let Some(dname) = d.metadata.name.as_deref() else {
-            errs.push(err("Derivative/<unnamed> metadata.name", "must be set"));
-            continue;
-        };
-        if presets
-            .insert(dname.to_owned(), d.spec.preset.clone())
-            .is_some()
-        {
-            errs.push(err(
-                format!("Derivative/{dname} metadata.name"),
-                "duplicate derivative name",
-            ));
-        }
-    }
+    let presets = presets_of(config, derivatives, name, &mut errs);
 
     let mut path_of = |r: &SecretKeyRef| {
         secrets.insert((r.name.clone(), r.key.clone()));
@@ -128,16 +110,7 @@ pub fn render(
         limits: spec.limits.clone(),
         cache: crate::dataplane::CacheConfig {
             shared: spec.shared_cache.as_ref().map(|sh| SharedCache {
-                bucket: S3Bucket {
-                    bucket: sh.bucket.clone(),
-                    region: sh.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                    endpoint: sh.endpoint.clone(),
-                    force_path_style: sh.force_path_style,
-                    credentials: sh
-                        .credentials
-                        .as_ref()
-                        .map(|c| s3_credentials(c, &mut secrets)),
-                },
+                bucket: s3_bucket(&sh.bucket, &mut secrets),
                 prefix: sh.prefix.clone().unwrap_or_else(|| "video-resizer/".into()),
                 timeout_seconds: sh.timeout_seconds.unwrap_or(10),
                 purge_poll_seconds: sh.purge_poll_seconds.unwrap_or(2),
@@ -151,36 +124,85 @@ pub fn render(
     };
 
     if let Err(found) = cfg.validate() {
-        let names: Vec<&str> = cfg.derivatives.keys().map(String::as_str).collect();
-        for e in found.0 {
-            // An origin whose only sources were left out is already reported.
-            let emptied = |i: usize| source_index[i].len() < spec.origins[i].sources.len();
-            if let Some(i) = e
-                .path
-                .strip_prefix("origins[")
-                .and_then(|r| r.strip_suffix("].sources"))
-                .and_then(|i| i.parse::<usize>().ok())
-            {
-                if i < source_index.len() && emptied(i) {
-                    continue;
-                }
-            }
-            let Some(path) = user_path(&e.path, &source_index, &names) else {
-                continue;
-            };
-            // The data plane speaks of files; the user wrote Secret references.
-            let message = if e.path == "signing.keyFiles" {
-                "at least one key is required when signing.required is true".to_owned()
-            } else {
-                e.message
-            };
-            errs.push(FieldError { path, message });
-        }
+        relocate(found, spec, &source_index, &cfg, &mut errs);
     }
     if !errs.is_empty() {
         return Err(ValidationErrors(errs));
     }
 
+    document_of(cfg, secrets)
+}
+
+/// The derivatives of `config` (same name and namespace), keyed by name.
+fn presets_of(
+    config: &VideoResizerConfig,
+    derivatives: &[Derivative],
+    name: &str,
+    errs: &mut Vec<FieldError>,
+) -> BTreeMap<String, crate::dataplane::Derivative> {
+    let mut presets = BTreeMap::new();
+    for d in derivatives {
+        if d.spec.config != name || !same_namespace(config, d) {
+            continue;
+        }
+        let Some(dname) = d.metadata.name.as_deref() else {
+            errs.push(err("Derivative/<unnamed> metadata.name", "must be set"));
+            continue;
+        };
+        if presets
+            .insert(dname.to_owned(), d.spec.preset.clone())
+            .is_some()
+        {
+            errs.push(err(
+                format!("Derivative/{dname} metadata.name"),
+                "duplicate derivative name",
+            ));
+        }
+    }
+    presets
+}
+
+/// The rendered config's validation errors, located in the user's objects (`spec.…`,
+/// `Derivative/NAME …`); errors that only follow from a source already reported are dropped.
+fn relocate(
+    found: ValidationErrors,
+    spec: &crate::resources::VideoResizerConfigSpec,
+    source_index: &[Vec<usize>],
+    cfg: &DataPlaneConfig,
+    errs: &mut Vec<FieldError>,
+) {
+    let names: Vec<&str> = cfg.derivatives.keys().map(String::as_str).collect();
+    for e in found.0 {
+        // An origin whose only sources were left out is already reported.
+        let emptied = |i: usize| source_index[i].len() < spec.origins[i].sources.len();
+        if let Some(i) = e
+            .path
+            .strip_prefix("origins[")
+            .and_then(|r| r.strip_suffix("].sources"))
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            if i < source_index.len() && emptied(i) {
+                continue;
+            }
+        }
+        let Some(path) = user_path(&e.path, source_index, &names) else {
+            continue;
+        };
+        // The data plane speaks of files; the user wrote Secret references.
+        let message = if e.path == "signing.keyFiles" {
+            "at least one key is required when signing.required is true".to_owned()
+        } else {
+            e.message
+        };
+        errs.push(FieldError { path, message });
+    }
+}
+
+/// The document (with the placeholder revision) and its hash.
+fn document_of(
+    cfg: DataPlaneConfig,
+    secrets: BTreeSet<(String, String)>,
+) -> Result<Rendered, ValidationErrors> {
     let full = serde_yaml::to_string(&cfg).map_err(|e| one_err("spec", e.to_string()))?;
     let first_line = format!("revision: {PLACEHOLDER_REVISION}\n");
     let body = full
@@ -310,18 +332,23 @@ fn render_source(
             };
             Some(Source::S3(S3Source {
                 name: s.name.clone(),
-                bucket: S3Bucket {
-                    bucket: b.bucket.clone(),
-                    region: b.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                    endpoint: b.endpoint.clone(),
-                    force_path_style: b.force_path_style,
-                    credentials: b.credentials.as_ref().map(|c| s3_credentials(c, secrets)),
-                },
+                bucket: s3_bucket(&b.bucket, secrets),
                 key: b.key.clone(),
                 timeout_seconds: b.timeout_seconds,
                 presign: b.presign.clone(),
             }))
         }
+    }
+}
+
+/// A bucket of the rendered config: the region defaulted, credentials as mounted files.
+fn s3_bucket(b: &S3BucketSpec, secrets: &mut BTreeSet<(String, String)>) -> S3Bucket {
+    S3Bucket {
+        bucket: b.bucket.clone(),
+        region: b.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        endpoint: b.endpoint.clone(),
+        force_path_style: b.force_path_style,
+        credentials: b.credentials.as_ref().map(|c| s3_credentials(c, secrets)),
     }
 }
 
@@ -651,6 +678,7 @@ mod tests {
             .s3
             .as_mut()
             .expect("s3")
+            .bucket
             .credentials = Some(creds.clone());
         config.spec.shared_cache =
             Some(serde_yaml::from_str("bucket: variants\nforcePathStyle: true\n").expect("shared"));
@@ -659,6 +687,7 @@ mod tests {
             .shared_cache
             .as_mut()
             .expect("shared")
+            .bucket
             .credentials = Some(creds);
         let r = match render(&config, &derivatives) {
             Ok(r) => r,

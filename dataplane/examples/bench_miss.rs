@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use vr_dataplane::app::{App, Settings};
+use vr_dataplane::control::app::{App, Settings};
+use vr_dataplane::control::{runtime::Runtime, sources::file as config};
+use vr_dataplane::edge::{server, service};
+use vr_dataplane::request::variant::Variant;
 use vr_dataplane::transcode::{self, ProbeLimits};
-use vr_dataplane::variant::Variant;
-use vr_dataplane::{config, runtime::Runtime, server, service};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use vr_dataplane::app::{App, DiskSizing, Settings, Sizing, DEFAULT_DISK_CACHE_BYTES};
-use vr_dataplane::{admin, config, runtime::Runtime, server, service, telemetry};
+use vr_dataplane::control::app::{App, DiskSizing, Settings, Sizing, DEFAULT_DISK_CACHE_BYTES};
+use vr_dataplane::control::{runtime::Runtime, sources::file as config};
+use vr_dataplane::edge::{admin, server, service};
+use vr_dataplane::telemetry;
 
 /// On-the-fly video transformation server.
 #[derive(Parser, Debug)]
@@ -217,7 +219,7 @@ async fn run_file(path: PathBuf, flags: Flags) -> ExitCode {
 /// Kube mode: ports are bound at once and answer 503 (`/readyz` too) until the first revision
 /// named by the pointer ConfigMap is loaded; `/healthz` answers 200 from the start.
 async fn run_kube(name: String, flags: Flags) -> ExitCode {
-    if !vr_dataplane::kube::valid_config_name(&name) {
+    if !vr_dataplane::control::sources::configmaps::valid_config_name(&name) {
         eprintln!(
             "--kube-config-name {name:?}: must be a lowercase DNS label of at most 56 characters"
         );
@@ -254,7 +256,8 @@ async fn run_kube(name: String, flags: Flags) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let follow = vr_dataplane::kube::run(client, namespace, name, app.clone());
+    let follow =
+        vr_dataplane::control::sources::configmaps::run(client, namespace, name, app.clone());
     finish(serve(app, flags, follow).await)
 }
 

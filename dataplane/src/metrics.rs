@@ -3,15 +3,17 @@
 //! One [`Metrics`] value is built at start-up and shared (`Arc`) by every layer; families are
 //! labelled so the operator's canary analysis can compare revisions (`revision`, `role`).
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::fmt;
+use vr_crds::contract::metrics as metric;
 
-/// Labels of served requests.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Labels of served requests (keys from [`metric`], which the operator's analysis reads).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RequestLabels {
     /// `2xx`, `3xx`, `4xx`, `5xx`.
     pub status_class: &'static str,
@@ -25,7 +27,7 @@ pub struct RequestLabels {
 
 /// Labels of request latency. `cache` tells transformed requests (`MISS`) from the rest, so
 /// the canary analysis compares like with like (a new revision starts with a cold cache).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RevisionLabels {
     pub revision: String,
     pub role: &'static str,
@@ -112,7 +114,7 @@ pub struct LoadLabels {
 }
 
 /// Labels of the active config revisions.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ActiveLabels {
     pub revision: String,
     pub role: &'static str,
@@ -134,6 +136,32 @@ pub struct PresignLabels {
     /// `hit` (a cached URL outside the safety margin), `miss` (signed on the request path),
     /// `refresh` (re-signed in the background before the margin).
     pub result: &'static str,
+}
+
+// The label sets the operator reads are encoded by hand, so their keys come from the contract.
+
+impl EncodeLabelSet for RequestLabels {
+    fn encode(&self, mut encoder: LabelSetEncoder) -> fmt::Result {
+        (metric::LABEL_STATUS_CLASS, self.status_class).encode(encoder.encode_label())?;
+        (metric::LABEL_CACHE, self.cache).encode(encoder.encode_label())?;
+        (metric::LABEL_REVISION, self.revision.as_str()).encode(encoder.encode_label())?;
+        (metric::LABEL_ROLE, self.role).encode(encoder.encode_label())
+    }
+}
+
+impl EncodeLabelSet for RevisionLabels {
+    fn encode(&self, mut encoder: LabelSetEncoder) -> fmt::Result {
+        (metric::LABEL_REVISION, self.revision.as_str()).encode(encoder.encode_label())?;
+        (metric::LABEL_ROLE, self.role).encode(encoder.encode_label())?;
+        (metric::LABEL_CACHE, self.cache).encode(encoder.encode_label())
+    }
+}
+
+impl EncodeLabelSet for ActiveLabels {
+    fn encode(&self, mut encoder: LabelSetEncoder) -> fmt::Result {
+        (metric::LABEL_REVISION, self.revision.as_str()).encode(encoder.encode_label())?;
+        (metric::LABEL_ROLE, self.role).encode(encoder.encode_label())
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -181,7 +209,7 @@ pub struct Metrics {
 impl Metrics {
     /// Builds and registers every family.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("vr");
+        let mut registry = Registry::with_prefix(metric::PREFIX);
         let m = Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
@@ -210,122 +238,146 @@ impl Metrics {
             shared_cache_up: Gauge::default(),
             registry: Registry::default(),
         };
+        for register in [
+            Self::register_requests,
+            Self::register_transforms,
+            Self::register_sources,
+            Self::register_control,
+        ] {
+            register(&m, &mut registry);
+        }
+        Metrics { registry, ..m }
+    }
+
+    /// Requests: counts and latency by revision and role (what the canary analysis reads), collapsing, canary routing.
+    fn register_requests(&self, registry: &mut Registry) {
         registry.register(
-            "requests",
+            metric::REQUESTS,
             "Requests served, by status class, cache result and config revision",
-            m.requests.clone(),
+            self.requests.clone(),
         );
         registry.register(
-            "request_duration_seconds",
+            metric::REQUEST_DURATION,
             "Request latency to the last byte of headers, by config revision, role and cache result",
-            m.request_duration.clone(),
-        );
-        registry.register(
-            "transforms_in_flight",
-            "ffmpeg transforms running now",
-            m.transforms_in_flight.clone(),
-        );
-        registry.register(
-            "transform_queue_depth",
-            "Transforms waiting for a slot",
-            m.transform_queue_depth.clone(),
-        );
-        registry.register(
-            "transforms",
-            "Finished transforms by mode and outcome",
-            m.transforms.clone(),
-        );
-        registry.register(
-            "transform_duration_seconds",
-            "Wall time of a transform, by mode",
-            m.transform_duration.clone(),
-        );
-        registry.register(
-            "transforms_shed",
-            "Transforms refused with 503 because every slot and queue place was taken",
-            m.transforms_shed.clone(),
-        );
-        registry.register(
-            "processes_spawned",
-            "ffmpeg and ffprobe processes started",
-            m.processes_spawned.clone(),
-        );
-        registry.register(
-            "origin_fetches",
-            "Source fetches by origin, source and outcome",
-            m.origin_fetches.clone(),
-        );
-        registry.register(
-            "breaker_state",
-            "Circuit breaker state per source (0 closed, 1 half-open, 2 open)",
-            m.breaker_state.clone(),
-        );
-        registry.register(
-            "cache_lookups",
-            "Cache lookups by layer and result",
-            m.cache_lookups.clone(),
-        );
-        registry.register(
-            "cache_bytes",
-            "Bytes held by each cache layer",
-            m.cache_bytes.clone(),
-        );
-        registry.register(
-            "cache_objects",
-            "Objects held by each cache layer",
-            m.cache_objects.clone(),
-        );
-        registry.register(
-            "cache_evictions",
-            "Objects evicted from each cache layer for space",
-            m.cache_evictions.clone(),
+            self.request_duration.clone(),
         );
         registry.register(
             "collapsed_requests",
             "Requests that joined a transform already in flight",
-            m.collapsed.clone(),
+            self.collapsed.clone(),
         );
         registry.register(
-            "config_loads",
-            "Config load attempts by outcome",
-            m.config_loads.clone(),
-        );
-        registry.register(
-            "config_active",
-            "Active config revisions (1 per active revision and role)",
-            m.config_active.clone(),
-        );
-        registry.register(
-            "admin_requests",
-            "Admin API actions by outcome",
-            m.admin_requests.clone(),
-        );
-        registry.register(
-            "canary_weight_basis_points",
+            metric::CANARY_WEIGHT,
             "Share of traffic routed to the canary revision, in basis points (0 without a canary)",
-            m.canary_weight.clone(),
+            self.canary_weight.clone(),
         );
         registry.register(
             "canary_fallbacks",
             "Canary answers that failed (4xx/5xx) and were answered by the stable revision instead",
-            m.canary_fallbacks.clone(),
+            self.canary_fallbacks.clone(),
+        );
+    }
+
+    /// Transforms: slots, queue, outcomes, durations, child processes.
+    fn register_transforms(&self, registry: &mut Registry) {
+        registry.register(
+            "transforms_in_flight",
+            "ffmpeg transforms running now",
+            self.transforms_in_flight.clone(),
+        );
+        registry.register(
+            metric::TRANSFORM_QUEUE_DEPTH,
+            "Transforms waiting for a slot",
+            self.transform_queue_depth.clone(),
+        );
+        registry.register(
+            "transforms",
+            "Finished transforms by mode and outcome",
+            self.transforms.clone(),
+        );
+        registry.register(
+            "transform_duration_seconds",
+            "Wall time of a transform, by mode",
+            self.transform_duration.clone(),
+        );
+        registry.register(
+            "transforms_shed",
+            "Transforms refused with 503 because every slot and queue place was taken",
+            self.transforms_shed.clone(),
+        );
+        registry.register(
+            "processes_spawned",
+            "ffmpeg and ffprobe processes started",
+            self.processes_spawned.clone(),
+        );
+    }
+
+    /// Origins and cache layers: fetches, breakers, presigned URLs, lookups, occupancy, the shared bucket.
+    fn register_sources(&self, registry: &mut Registry) {
+        registry.register(
+            "origin_fetches",
+            "Source fetches by origin, source and outcome",
+            self.origin_fetches.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit breaker state per source (0 closed, 1 half-open, 2 open)",
+            self.breaker_state.clone(),
+        );
+        registry.register(
+            "cache_lookups",
+            "Cache lookups by layer and result",
+            self.cache_lookups.clone(),
+        );
+        registry.register(
+            "cache_bytes",
+            "Bytes held by each cache layer",
+            self.cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_objects",
+            "Objects held by each cache layer",
+            self.cache_objects.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Objects evicted from each cache layer for space",
+            self.cache_evictions.clone(),
         );
         registry.register(
             "presigned_urls",
             "Presigned-URL lookups by origin, source and result (hit, miss, refresh)",
-            m.presign.clone(),
+            self.presign.clone(),
         );
         registry.register(
             "shared_cache_errors",
             "Shared S3 cache layer operations that failed (the bucket was unreachable or refused)",
-            m.shared_cache_errors.clone(),
+            self.shared_cache_errors.clone(),
         );
         registry.register(
             "shared_cache_up",
             "Whether the shared S3 cache layer answered its last operation (1) or not (0)",
-            m.shared_cache_up.clone(),
+            self.shared_cache_up.clone(),
         );
-        Metrics { registry, ..m }
+    }
+
+    /// Config loads, active revisions, admin actions.
+    fn register_control(&self, registry: &mut Registry) {
+        registry.register(
+            "config_loads",
+            "Config load attempts by outcome",
+            self.config_loads.clone(),
+        );
+        registry.register(
+            metric::CONFIG_ACTIVE,
+            "Active config revisions (1 per active revision and role)",
+            self.config_active.clone(),
+        );
+        registry.register(
+            "admin_requests",
+            "Admin API actions by outcome",
+            self.admin_requests.clone(),
+        );
     }
 
     /// The OpenMetrics text exposition.
@@ -346,6 +398,54 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_series_the_operator_reads_carry_the_contract_names() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RequestLabels {
+                status_class: "2xx",
+                cache: metric::CACHE_MISS,
+                revision: "r1".into(),
+                role: metric::ROLE_CANARY,
+            })
+            .inc();
+        m.request_duration
+            .get_or_create(&RevisionLabels {
+                revision: "r1".into(),
+                role: metric::ROLE_CANARY,
+                cache: metric::CACHE_MISS,
+            })
+            .observe(0.01);
+        m.config_active
+            .get_or_create(&ActiveLabels {
+                revision: "r1".into(),
+                role: metric::ROLE_STABLE,
+            })
+            .set(1);
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "{}{{status_class=\"2xx\",cache=\"MISS\",revision=\"r1\",role=\"canary\"}} 1",
+                metric::REQUESTS_TOTAL
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{}{{le=\"0.016\",revision=\"r1\",role=\"canary\",cache=\"MISS\"}} 1",
+                metric::REQUEST_DURATION_BUCKET
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{}{{revision=\"r1\",role=\"stable\"}} 1",
+                metric::CONFIG_ACTIVE_SERIES
+            )),
+            "{text}"
+        );
+    }
 
     #[test]
     fn config_load_outcomes_are_lower_case_label_values() {

@@ -140,7 +140,7 @@ impl std::fmt::Debug for FileCredentials {
 
 impl FileCredentials {
     fn current(&self) -> Credentials {
-        let mut st = crate::cache::lock(&self.state);
+        let mut st = crate::sync::lock(&self.state);
         if st.0.elapsed() < CREDENTIALS_REREAD / 2 {
             return st.1.clone();
         }

@@ -5,6 +5,7 @@ use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 use std::fmt::Write as _;
 use std::time::Instant;
+use vr_crds::contract::headers as hdr;
 
 /// Longest accepted incoming `X-Request-ID`.
 const MAX_REQUEST_ID: usize = 128;
@@ -13,7 +14,7 @@ const MAX_REQUEST_ID: usize = 128;
 /// characters), otherwise a fresh random one.
 pub fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(hdr::REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|s| {
             !s.is_empty()
@@ -50,7 +51,7 @@ impl TraceContext {
         rng.fill(&mut span);
         let span_id = hex::encode(span);
         if let Some((trace_id, parent, flags)) = headers
-            .get("traceparent")
+            .get(hdr::TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_traceparent)
         {
@@ -191,7 +192,7 @@ mod tests {
     fn a_valid_traceparent_is_continued_with_a_new_span() {
         let mut h = HeaderMap::new();
         h.insert(
-            "traceparent",
+            hdr::TRACEPARENT,
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
         let t = TraceContext::from_headers(&h);
@@ -216,7 +217,7 @@ mod tests {
             "garbage",
         ] {
             let mut h = HeaderMap::new();
-            h.insert("traceparent", HeaderValue::from_static(bad));
+            h.insert(hdr::TRACEPARENT, HeaderValue::from_static(bad));
             assert_eq!(TraceContext::from_headers(&h).parent_id, None, "{bad}");
         }
     }
@@ -224,9 +225,9 @@ mod tests {
     #[test]
     fn request_ids_are_kept_when_sane_and_replaced_otherwise() {
         let mut h = HeaderMap::new();
-        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        h.insert(hdr::REQUEST_ID, HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&h), "abc-123");
-        h.insert("x-request-id", HeaderValue::from_static("has space"));
+        h.insert(hdr::REQUEST_ID, HeaderValue::from_static("has space"));
         assert_eq!(request_id(&h).len(), 32);
     }
 }

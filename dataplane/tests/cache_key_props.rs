@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use vr_dataplane::cache::{CacheKey, KeyParts};
-use vr_dataplane::params;
-use vr_dataplane::variant::Transform;
+use vr_dataplane::request::params;
+use vr_dataplane::request::variant::Transform;
 
 const CONFIG: &str = r#"
 origins:

@@ -31,7 +31,7 @@ fn fire(h: &Harness, uris: Vec<String>) -> Vec<tokio::task::JoinHandle<Reply>> {
         .map(|uri| {
             let app = h.app.clone();
             tokio::spawn(async move {
-                let resp = vr_dataplane::service::handle(
+                let resp = vr_dataplane::edge::service::handle(
                     &app,
                     request(Method::GET, &uri, &[]),
                     local_peer(),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::{local_peer, remote_peer, request, Behavior, Harness, Origin, Reply};
 use vr_dataplane::cache::{CacheKey, KeyParts, Meta, Stored};
-use vr_dataplane::signing::Signer;
+use vr_dataplane::guard::signing::Signer;
 
 const READ_TOKEN: &str = "reader-token-0123456789";
 const PURGE_TOKEN: &str = "purger-token-0123456789";
@@ -423,7 +423,7 @@ async fn a_config_swap_changes_the_revision_of_new_requests_but_not_of_one_in_fl
     let app = h.app.clone();
     let earlier = tokio::spawn(async move {
         Reply::read(
-            vr_dataplane::service::handle(
+            vr_dataplane::edge::service::handle(
                 &app,
                 request(Method::GET, "/remote/a.mp4", &[]),
                 local_peer(),
@@ -574,12 +574,14 @@ async fn the_example_standalone_config_parses_and_compiles() {
         "example-admin-token-0123456789\n",
     )
     .expect("token");
-    let doc = vr_dataplane::config::read(&copy).expect("the example parses and validates");
+    let doc = vr_dataplane::control::sources::file::read(&copy)
+        .expect("the example parses and validates");
     assert_eq!(doc.config.revision, "standalone");
     assert!(doc.config.derivatives.contains_key("mobile"));
     let metrics = Arc::new(vr_dataplane::metrics::Metrics::new());
     let state = vr_dataplane::origin::OriginState::new(metrics, dir.path().join("work"));
-    let rt = vr_dataplane::runtime::Runtime::compile(doc, state).expect("the example compiles");
+    let rt =
+        vr_dataplane::control::runtime::Runtime::compile(doc, state).expect("the example compiles");
     assert!(rt
         .tokens
         .authenticate(Some("Bearer example-admin-token-0123456789"))

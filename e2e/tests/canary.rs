@@ -478,7 +478,7 @@ async fn a_good_change_is_promoted_through_every_step_with_no_failed_request() {
                 .collect();
             let expected = 100.0 * sent.iter().filter(|u| {
                 let (path, query) = u.split_once('?').unwrap_or((u, ""));
-                vr_dataplane::app::route_bucket(path, query) < bp as u32
+                vr_dataplane::control::app::route_bucket(path, query) < bp as u32
             })
             .count() as f64
                 / sent.len().max(1) as f64;

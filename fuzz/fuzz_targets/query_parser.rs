@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use vr_dataplane::params::{self, ParamsConfig};
+use vr_dataplane::request::params::{self, ParamsConfig};
 
 const CONFIG: &str = include_str!("../../examples/standalone.yaml");
 
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(r) = params::resolve(query, &headers, config()) {
-        if let vr_dataplane::variant::Transform::Variant(v) = &r.transform {
+        if let vr_dataplane::request::variant::Transform::Variant(v) = &r.transform {
             assert_eq!(v.clone().normalized(), *v, "resolved variants are normalized");
         }
         let _ = params::warnings_header(&r.warnings);

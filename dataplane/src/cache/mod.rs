@@ -6,6 +6,7 @@
 //! A broken layer never fails a request: [`Cache`] logs it and treats it as a miss.
 
 mod disk;
+pub mod flight;
 mod key;
 mod lru;
 mod memory;
@@ -24,7 +25,7 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 use serde::Serialize;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A failure inside one cache layer.
@@ -247,11 +248,7 @@ impl Cache {
     }
 }
 
-/// Locks a layer's bookkeeping; a poisoned lock is still consistent (every critical section
-/// leaves the index valid between statements that can panic), so it is recovered.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use crate::sync::lock;
 
 /// Publishes a layer's occupancy gauges.
 pub(crate) fn publish(metrics: &Metrics, layer: &'static str, bytes: u64, objects: usize) {

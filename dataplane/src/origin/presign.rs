@@ -76,14 +76,14 @@ impl PresignCache {
     /// Records the credentials fingerprint of a source; when it differs from the one seen
     /// before, every URL of that source is dropped (they were signed with the old keys).
     pub fn credentials(&self, origin: &str, source: &str, fingerprint: &str) {
-        let mut creds = crate::cache::lock(&self.credentials);
+        let mut creds = crate::sync::lock(&self.credentials);
         let id = (origin.to_string(), source.to_string());
         let changed = creds
             .insert(id, fingerprint.to_string())
             .is_some_and(|old| old != fingerprint);
         drop(creds);
         if changed {
-            crate::cache::lock(&self.entries)
+            crate::sync::lock(&self.entries)
                 .retain(|k, _| !(k.origin == origin && k.source == source));
             tracing::info!(
                 origin,
@@ -109,7 +109,7 @@ impl PresignCache {
         let now = Instant::now();
         let mut refresh = false;
         let cached = {
-            let mut map = crate::cache::lock(&self.entries);
+            let mut map = crate::sync::lock(&self.entries);
             match map.get_mut(&ek) {
                 Some(e) if now + life.margin < e.expires => {
                     if !e.refreshing && now + life.margin * 2 >= e.expires {
@@ -129,7 +129,7 @@ impl PresignCache {
                 tokio::spawn(async move {
                     let signed_at = Instant::now();
                     let result = sign().await;
-                    let mut map = crate::cache::lock(&this.entries);
+                    let mut map = crate::sync::lock(&this.entries);
                     match result {
                         Ok(url) => {
                             this.count(&ek.origin, &ek.source, "refresh");
@@ -156,7 +156,7 @@ impl PresignCache {
         self.count(origin, source, "miss");
         let signed_at = Instant::now();
         let url: Arc<str> = sign().await?.into();
-        let mut map = crate::cache::lock(&self.entries);
+        let mut map = crate::sync::lock(&self.entries);
         if map.len() >= MAX_ENTRIES {
             let now = Instant::now();
             map.retain(|_, e| e.expires > now + life.margin);

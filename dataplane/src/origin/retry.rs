@@ -1,7 +1,13 @@
 //! Bounded retries: exponential backoff with full jitter between attempts on one source.
 
+use super::breaker::Admission;
+use super::compile::{CompiledSource, Key, Rule};
+use super::error::{OriginError, SourceError};
+use super::fetch::{Done, Op};
+use super::Origins;
 use rand::Rng;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Retry policy of one source (from `resilience`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +45,65 @@ impl RetryPolicy {
     pub fn delay(&self, n: u32, rng: &mut impl Rng) -> Duration {
         let cap = self.cap_ms(n);
         Duration::from_millis(rng.random_range(0..=cap))
+    }
+}
+
+impl Origins {
+    /// Up to `attempts` attempts on one source, each admitted by its breaker, with full-jitter
+    /// backoff between them. `Ok(None)`: the source does not have the object.
+    pub(super) async fn try_source(
+        &self,
+        rule: &Rule,
+        src: &CompiledSource,
+        key: &Key,
+        op: Op,
+    ) -> Result<Option<Done>, OriginError> {
+        let mut last: Option<OriginError> = None;
+        for attempt in 0..self.retry.attempts {
+            if attempt > 0 {
+                let delay = self.retry.delay(attempt - 1, &mut rand::rng());
+                tokio::time::sleep(delay).await;
+            }
+            let permit = match src.breaker.acquire(Instant::now()) {
+                Admission::Allowed(p) => p,
+                Admission::Refused { retry_after } => {
+                    self.state.count(&rule.name, &src.name, "breaker_open");
+                    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                    return Err(last.unwrap_or(OriginError::BreakerOpen {
+                        origin: rule.name.clone(),
+                        source: src.name.clone(),
+                        retry_after: u32::try_from(secs.max(1)).unwrap_or(u32::MAX),
+                    }));
+                }
+            };
+            let result = self.attempt(rule, src, key, op).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => e.outcome(),
+            };
+            self.state.count(&rule.name, &src.name, outcome);
+            match result {
+                Ok(done) => {
+                    permit.success();
+                    return Ok(Some(done));
+                }
+                Err(SourceError::NotFound) => {
+                    permit.success();
+                    return Ok(None);
+                }
+                Err(e) if e.retryable() => {
+                    permit.failure(Instant::now(), &self.breaker_policy);
+                    last = Some(e.named(&rule.name, &src.name, self.max_input));
+                }
+                Err(e) => {
+                    permit.success();
+                    return Err(e.named(&rule.name, &src.name, self.max_input));
+                }
+            }
+        }
+        Err(last.unwrap_or(OriginError::NotFound {
+            origin: rule.name.clone(),
+        }))
     }
 }
 

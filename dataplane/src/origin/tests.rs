@@ -1,13 +1,17 @@
 //! In-process tests of origins: real HTTP servers on 127.0.0.1:0 and temp directories.
 
 use super::*;
+use crate::error::Classify;
 use crate::metrics::{Metrics, OriginLabels, SourceLabels};
+use ::http::StatusCode;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use vr_crds::DataPlaneConfig;
 
 // ---------- a tiny HTTP/1.1 responder that records every request ----------
 

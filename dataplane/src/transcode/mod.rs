@@ -1,5 +1,5 @@
 //! ffprobe/ffmpeg as locked-down child processes: probe a local source within limits, plan
-//! the arguments from a [`Variant`](crate::variant::Variant), run with a process-group kill on
+//! the arguments from a [`Variant`](crate::request::variant::Variant), run with a process-group kill on
 //! deadline or drop, and stream stdout.
 //!
 //! The layer sits after the origin (which hands it a local file, or for S3 sources a presigned

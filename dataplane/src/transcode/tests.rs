@@ -5,7 +5,7 @@
 use super::*;
 use crate::error::Classify;
 use crate::fixtures::{self, Fixture};
-use crate::variant::Variant;
+use crate::request::variant::Variant;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg};
 use nix::unistd::Pid;

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use vr_dataplane::app::{App, Settings};
 use vr_dataplane::body::{self, Body};
+use vr_dataplane::control::app::{App, Settings};
+use vr_dataplane::control::runtime::Runtime;
+use vr_dataplane::control::sources::file as config;
+use vr_dataplane::edge::{admin, service};
 use vr_dataplane::fixtures::{self, Fixture};
-use vr_dataplane::runtime::Runtime;
-use vr_dataplane::{admin, config, service};
 
 pub const FFMPEG: &str = "/usr/bin/ffmpeg";
 pub const FFPROBE: &str = "/usr/bin/ffprobe";
@@ -97,7 +98,7 @@ impl Harness {
                     .expect("config compiles"),
             )
         };
-        self.app.install_live(vr_dataplane::app::Live {
+        self.app.install_live(vr_dataplane::control::app::Live {
             stable: compile(stable),
             canary: Some((compile(canary), weight_bp)),
         });
@@ -430,7 +431,7 @@ struct OriginInner {
 
 struct OriginHandler(Arc<OriginInner>);
 
-impl vr_dataplane::server::Handler for OriginHandler {
+impl vr_dataplane::edge::server::Handler for OriginHandler {
     async fn handle(&self, req: Request<()>, _peer: SocketAddr) -> Response<Body> {
         let s = &self.0;
         let head = req.method() == Method::HEAD;
@@ -490,9 +491,13 @@ impl Origin {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handler = Arc::new(OriginHandler(state.clone()));
-        tokio::spawn(vr_dataplane::server::serve(listener, handler, async move {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(vr_dataplane::edge::server::serve(
+            listener,
+            handler,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Origin {
             addr,
             state,

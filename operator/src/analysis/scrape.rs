@@ -23,16 +23,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use vr_crds::contract::metrics as metric;
 use vr_crds::rollout::RevisionNumbers;
 
 use super::exposition::{self, ParseError};
 
 /// Requests counter family name (as exposed, with `_total`).
-pub const REQUESTS_TOTAL: &str = "vr_requests_total";
+pub const REQUESTS_TOTAL: &str = metric::REQUESTS_TOTAL;
 /// Request latency histogram buckets.
-pub const DURATION_BUCKET: &str = "vr_request_duration_seconds_bucket";
+pub const DURATION_BUCKET: &str = metric::REQUEST_DURATION_BUCKET;
 /// The gauge saying which revisions a data plane has loaded, with their role (1 = loaded).
-pub const CONFIG_ACTIVE: &str = "vr_config_active";
+pub const CONFIG_ACTIVE: &str = metric::CONFIG_ACTIVE_SERIES;
 /// Largest metrics page read from one pod.
 pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -197,7 +198,9 @@ impl Snapshot {
         let mut snap = Snapshot::default();
         for s in exposition::parse(text)? {
             if s.name == CONFIG_ACTIVE {
-                if let (Some(rev), Some(role)) = (s.label("revision"), s.label("role")) {
+                if let (Some(rev), Some(role)) =
+                    (s.label(metric::LABEL_REVISION), s.label(metric::LABEL_ROLE))
+                {
                     if s.value == 1.0 {
                         snap.active.insert((rev.to_owned(), role.to_owned()));
                     }
@@ -207,7 +210,7 @@ impl Snapshot {
             if s.name != REQUESTS_TOTAL && s.name != DURATION_BUCKET {
                 continue;
             }
-            let Some(revision) = s.label("revision") else {
+            let Some(revision) = s.label(metric::LABEL_REVISION) else {
                 continue;
             };
             if !s.value.is_finite() {
@@ -216,20 +219,23 @@ impl Snapshot {
             let counters = snap.revisions.entry(revision.to_owned()).or_default();
             if s.name == REQUESTS_TOTAL {
                 counters.requests += s.value;
-                match s.label("status_class") {
+                match s.label(metric::LABEL_STATUS_CLASS) {
                     Some("5xx") => counters.server_errors += s.value,
                     Some("4xx") => counters.client_errors += s.value,
                     _ => {}
                 }
-                if matches!(s.label("cache"), None | Some("MISS")) {
+                if matches!(
+                    s.label(metric::LABEL_CACHE),
+                    None | Some(metric::CACHE_MISS)
+                ) {
                     counters.transformed += s.value;
                 }
             } else {
-                let Some(le) = s.label("le").and_then(parse_le) else {
+                let Some(le) = s.label(metric::LABEL_LE).and_then(parse_le) else {
                     continue;
                 };
-                match s.label("cache") {
-                    Some("MISS") => counters.miss_latency.add(le, s.value),
+                match s.label(metric::LABEL_CACHE) {
+                    Some(metric::CACHE_MISS) => counters.miss_latency.add(le, s.value),
                     Some(_) => {}
                     None => counters.unlabelled_latency.add(le, s.value),
                 }

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use vr_crds::media::Fit;
 
 fn source(w: u32, h: u32) -> MediaInfo {
     MediaInfo {

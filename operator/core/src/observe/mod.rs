@@ -13,7 +13,7 @@ use vr_crds::contract::{self, Pointer};
 use vr_crds::resources::Derivative;
 
 /// The EndpointSlice label naming the Service a slice belongs to.
-pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+pub use vr_crds::contract::LABEL_SERVICE_NAME;
 
 /// The named port of the data plane's admin listener (its metrics).
 pub const ADMIN_PORT_NAME: &str = "admin";

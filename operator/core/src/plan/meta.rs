@@ -22,16 +22,16 @@ pub fn owner_reference(cfg: &VideoResizerConfig) -> OwnerReference {
 pub fn config_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            "app.kubernetes.io/name".to_string(),
-            "video-resizer".to_string(),
+            contract::LABEL_APP_NAME.to_string(),
+            contract::APP_NAME.to_string(),
         ),
-        ("app.kubernetes.io/instance".to_string(), name.to_string()),
+        (contract::LABEL_APP_INSTANCE.to_string(), name.to_string()),
         (
-            "app.kubernetes.io/component".to_string(),
-            "config".to_string(),
+            contract::LABEL_APP_COMPONENT.to_string(),
+            contract::COMPONENT_CONFIG.to_string(),
         ),
         (
-            "app.kubernetes.io/managed-by".to_string(),
+            contract::LABEL_APP_MANAGED_BY.to_string(),
             contract::FIELD_MANAGER.to_string(),
         ),
         (contract::LABEL_CONFIG.to_string(), name.to_string()),

@@ -67,18 +67,9 @@ pub struct WorkloadParams {
     pub secrets: BTreeSet<(String, String)>,
 }
 
-/// The suffix of the workload objects' names (`<config>-dataplane`).
-const WORKLOAD_SUFFIX: &str = "-dataplane";
-
-/// The name shared by the workload objects of `config`.
-pub fn workload_name(config: &str) -> String {
-    format!("{config}{WORKLOAD_SUFFIX}")
-}
-
-/// The config whose workload is named `name` (the inverse of [`workload_name`]).
-pub fn config_of_workload(name: &str) -> Option<&str> {
-    name.strip_suffix(WORKLOAD_SUFFIX)
-}
+/// The name shared by the workload objects of a config, and its inverse (one spelling, in
+/// the shared contract).
+pub use contract::{config_of_workload, workload_name};
 
 /// Process-level flags for the data plane (cache sizes, transform slots), from the spec, and
 /// the disk cache size when the disk layer is on.
@@ -154,10 +145,13 @@ pub fn workload_params(
 pub fn labels(config: &str) -> BTreeMap<String, String> {
     let mut l = selector_labels(config);
     l.insert(
-        "app.kubernetes.io/managed-by".into(),
+        contract::LABEL_APP_MANAGED_BY.into(),
         contract::FIELD_MANAGER.into(),
     );
-    l.insert("app.kubernetes.io/part-of".into(), "video-resizer".into());
+    l.insert(
+        contract::LABEL_APP_PART_OF.into(),
+        contract::APP_NAME.into(),
+    );
     l.insert(contract::LABEL_CONFIG.into(), config.into());
     l
 }
@@ -166,13 +160,13 @@ pub fn labels(config: &str) -> BTreeMap<String, String> {
 pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            "app.kubernetes.io/name".to_string(),
-            "video-resizer".to_string(),
+            contract::LABEL_APP_NAME.to_string(),
+            contract::APP_NAME.to_string(),
         ),
-        ("app.kubernetes.io/instance".to_string(), config.to_string()),
+        (contract::LABEL_APP_INSTANCE.to_string(), config.to_string()),
         (
-            "app.kubernetes.io/component".to_string(),
-            "dataplane".to_string(),
+            contract::LABEL_APP_COMPONENT.to_string(),
+            contract::COMPONENT_DATAPLANE.to_string(),
         ),
     ])
 }
@@ -182,7 +176,7 @@ pub fn selector_labels(config: &str) -> BTreeMap<String, String> {
 pub fn dataplane_pod_selector() -> String {
     selector_labels("")
         .into_iter()
-        .filter(|(k, _)| k != "app.kubernetes.io/instance")
+        .filter(|(k, _)| k != contract::LABEL_APP_INSTANCE)
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
@@ -482,7 +476,7 @@ pub fn hpa(p: &WorkloadParams) -> HorizontalPodAutoscaler {
             type_: "Pods".into(),
             pods: Some(PodsMetricSource {
                 metric: MetricIdentifier {
-                    name: "vr_transform_queue_depth".into(),
+                    name: contract::metrics::TRANSFORM_QUEUE_DEPTH_SERIES.into(),
                     ..MetricIdentifier::default()
                 },
                 target: MetricTarget {

@@ -18,9 +18,17 @@ use crate::dataplane::{
     self, CacheConfig, Debug as DebugViews, Limits, ParamPolicy, Passthrough, Presign, Resilience,
     Responsive, Scope, TransformErrorPolicy, TtlByStatus,
 };
-use crate::rollout::{RevisionRecord, RolloutSpec, RolloutStatus};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use crate::rollout::RolloutSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+mod status;
+mod workload;
+
+pub use status::{HeldBack, Phase, VideoResizerConfigStatus};
+pub use workload::{
+    PodDisruptionBudgetSpec, PullPolicy, ResourceLimits, ResourceRequests, WorkloadResources,
+    WorkloadSpec,
+};
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -199,10 +207,10 @@ pub enum SourceKind {
     S3,
 }
 
-/// An S3 source: one bucket, objects named by a key template.
+/// An S3 bucket and how to reach it: the settings S3 sources and the shared cache layer share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct S3SourceSpec {
+pub struct S3BucketSpec {
     /// Bucket name.
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
@@ -217,6 +225,19 @@ pub struct S3SourceSpec {
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
     #[serde(default)]
     pub force_path_style: bool,
+    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials
+    /// (environment, web identity / IRSA, instance metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<S3CredentialsSpec>,
+}
+
+/// An S3 source: one bucket, objects named by a key template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3SourceSpec {
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3BucketSpec,
     /// Object key template, e.g. `raw/${id}.mp4`; placeholders must be captures of the
     /// origin's matcher.
     #[schemars(length(min = 1, max = 1024))]
@@ -225,10 +246,6 @@ pub struct S3SourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: Option<u32>,
-    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials
-    /// (environment, web identity / IRSA, instance metadata).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<S3CredentialsSpec>,
     /// Presigned URLs: ffmpeg reads through them (byte ranges only), and optionally clients
     /// are redirected to originals instead of being proxied.
     #[serde(default)]
@@ -252,20 +269,9 @@ pub struct S3CredentialsSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SharedCacheSpec {
-    /// Bucket name.
-    #[schemars(length(min = 3, max = 63))]
-    pub bucket: String,
-    /// Region used for signing (default `us-east-1`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
-    pub region: Option<String>,
-    /// Endpoint of an S3-compatible store (default: AWS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 2048))]
-    pub endpoint: Option<String>,
-    /// Path-style addressing, which most S3-compatible stores need.
-    #[serde(default)]
-    pub force_path_style: bool,
+    /// Where the bucket is and how to sign for it.
+    #[serde(flatten)]
+    pub bucket: S3BucketSpec,
     /// Key prefix of everything the layer writes (default `video-resizer/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
@@ -278,9 +284,6 @@ pub struct SharedCacheSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600))]
     pub purge_poll_seconds: Option<u32>,
-    /// Static credentials from a Secret; when omitted, the pod's default AWS credentials.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credentials: Option<S3CredentialsSpec>,
 }
 
 /// A directory source. Reads are confined to `root`: `..`, absolute paths, encoded traversal
@@ -396,268 +399,6 @@ pub struct AdminTokenSpec {
     /// What the token may do: `read`, `purge`, `prewarm` or `admin` (everything).
     #[schemars(length(min = 1, max = 4))]
     pub scopes: Vec<Scope>,
-}
-
-/// The data-plane workload: Deployment, HorizontalPodAutoscaler and PodDisruptionBudget.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(extend("x-kubernetes-validations" = [
-    {
-        "rule": "self.minReplicas <= self.maxReplicas",
-        "message": "minReplicas must not exceed maxReplicas"
-    },
-    {
-        "rule": "self.podDisruptionBudget.minAvailable <= self.minReplicas",
-        "message": "podDisruptionBudget.minAvailable must not exceed minReplicas"
-    }
-]))]
-pub struct WorkloadSpec {
-    /// Data-plane container image (default: the image the operator was released with).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 512))]
-    pub image: Option<String>,
-    /// Image pull policy of the data-plane container (default: Kubernetes' default for the tag).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<PullPolicy>,
-    /// Fewest data-plane replicas the autoscaler keeps.
-    #[serde(default = "default_min_replicas")]
-    #[schemars(range(min = 1, max = 1000))]
-    pub min_replicas: i32,
-    /// Most data-plane replicas the autoscaler may run.
-    #[serde(default = "default_max_replicas")]
-    #[schemars(range(min = 1, max = 1000))]
-    pub max_replicas: i32,
-    /// Average CPU utilisation (percent of requests) the autoscaler aims for.
-    #[serde(
-        default = "default_target_cpu",
-        rename = "targetCPUUtilizationPercentage"
-    )]
-    #[schemars(range(min = 1, max = 100))]
-    pub target_cpu_utilization_percentage: i32,
-    /// Also scale on the pods metric `vr_transform_queue_depth`, aiming for this average per
-    /// pod. Needs a custom-metrics adapter; off when omitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 100000))]
-    pub queue_depth_target: Option<i32>,
-    /// How long the autoscaler waits before scaling down, in seconds (avoids flapping).
-    #[serde(default = "default_scale_down_stabilization")]
-    #[schemars(range(min = 0, max = 3600))]
-    pub scale_down_stabilization_seconds: i32,
-    /// CPU and memory of each data-plane container. Requests matter: the autoscalers use them.
-    #[serde(default)]
-    pub resources: WorkloadResources,
-    /// Disruption budget of the data-plane pods.
-    #[serde(default)]
-    pub pod_disruption_budget: PodDisruptionBudgetSpec,
-}
-
-impl Default for WorkloadSpec {
-    fn default() -> Self {
-        WorkloadSpec {
-            image: None,
-            image_pull_policy: None,
-            min_replicas: default_min_replicas(),
-            max_replicas: default_max_replicas(),
-            target_cpu_utilization_percentage: default_target_cpu(),
-            queue_depth_target: None,
-            scale_down_stabilization_seconds: default_scale_down_stabilization(),
-            resources: WorkloadResources::default(),
-            pod_disruption_budget: PodDisruptionBudgetSpec::default(),
-        }
-    }
-}
-
-fn default_min_replicas() -> i32 {
-    2
-}
-fn default_max_replicas() -> i32 {
-    10
-}
-fn default_target_cpu() -> i32 {
-    70
-}
-fn default_scale_down_stabilization() -> i32 {
-    300
-}
-
-/// Image pull policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum PullPolicy {
-    /// Pull on every pod start.
-    Always,
-    /// Pull only when the image is missing on the node.
-    IfNotPresent,
-    /// Never pull.
-    Never,
-}
-
-impl PullPolicy {
-    /// The Kubernetes spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullPolicy::Always => "Always",
-            PullPolicy::IfNotPresent => "IfNotPresent",
-            PullPolicy::Never => "Never",
-        }
-    }
-}
-
-/// Resource requests and limits of the data-plane container.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadResources {
-    /// What the scheduler reserves per pod.
-    #[serde(default)]
-    pub requests: ResourceRequests,
-    /// Hard caps per pod. No CPU limit by default (throttling hurts latency); memory is capped.
-    #[serde(default)]
-    pub limits: ResourceLimits,
-}
-
-/// Requested CPU and memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceRequests {
-    /// CPU request, e.g. `500m` or `2`.
-    #[serde(default = "default_cpu_request")]
-    pub cpu: Quantity,
-    /// Memory request, e.g. `512Mi`.
-    #[serde(default = "default_memory_request")]
-    pub memory: Quantity,
-}
-
-impl Default for ResourceRequests {
-    fn default() -> Self {
-        ResourceRequests {
-            cpu: default_cpu_request(),
-            memory: default_memory_request(),
-        }
-    }
-}
-
-fn default_cpu_request() -> Quantity {
-    Quantity("500m".into())
-}
-fn default_memory_request() -> Quantity {
-    Quantity("512Mi".into())
-}
-
-/// CPU and memory caps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceLimits {
-    /// CPU limit (none when omitted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cpu: Option<Quantity>,
-    /// Memory limit; ffmpeg buffers frames, so leave headroom above the request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub memory: Option<Quantity>,
-}
-
-impl Default for ResourceLimits {
-    fn default() -> Self {
-        ResourceLimits {
-            cpu: None,
-            memory: Some(Quantity("2Gi".into())),
-        }
-    }
-}
-
-/// Disruption budget of the data-plane pods.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PodDisruptionBudgetSpec {
-    /// Pods that must stay available during voluntary disruptions (node drains).
-    #[serde(default = "default_min_available")]
-    #[schemars(range(min = 0, max = 1000))]
-    pub min_available: i32,
-}
-
-impl Default for PodDisruptionBudgetSpec {
-    fn default() -> Self {
-        PodDisruptionBudgetSpec {
-            min_available: default_min_available(),
-        }
-    }
-}
-
-fn default_min_available() -> i32 {
-    1
-}
-
-/// Observed state of a VideoResizerConfig (kstatus conventions: `observedGeneration` and the
-/// `Ready`, `Progressing` and `Degraded` conditions).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VideoResizerConfigStatus {
-    /// The `metadata.generation` this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// Standard conditions (`Ready`, `Progressing`, `Degraded`, `RolledBack`), one per type.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
-    pub conditions: Vec<Condition>,
-    /// Summary of the rollout state.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
-    /// Revision label (`r<N>`) serving stable traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_revision: Option<String>,
-    /// Name of the revision ConfigMap serving stable traffic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub active_config_map: Option<String>,
-    /// Highest revision number ever assigned; revision ConfigMap names are never reused.
-    #[serde(default)]
-    pub last_revision: u64,
-    /// Data-plane pods that are ready.
-    #[serde(default)]
-    pub ready_replicas: i32,
-    /// Percentage of traffic sent to the canary revision (0 when no canary runs).
-    #[serde(default)]
-    #[schemars(range(max = 100))]
-    pub canary_weight: u32,
-    /// Human-readable detail of the current phase (e.g. the validation errors of the spec).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// The rollout in progress (absent when one revision serves all traffic).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutStatus>,
-    /// Content the operator will not roll out again until the spec changes (a new
-    /// `metadata.generation`) or a retry is asked for (annotation `videoresizer.io/retry`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_back: Option<HeldBack>,
-    /// Revisions and what happened to them, newest first (at most 20).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
-    pub history: Vec<RevisionRecord>,
-}
-
-/// A revision held back after a rollback or an abort.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HeldBack {
-    /// Content hash that is held back.
-    pub hash: String,
-    /// Revision label (`r<N>`) of that content.
-    pub revision: String,
-    /// The spec generation it was held back at; any other generation lifts it.
-    pub generation: i64,
-}
-
-/// Summary of a config's rollout state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum Phase {
-    /// Not rendered yet.
-    Pending,
-    /// A new revision is rolling out.
-    Progressing,
-    /// The active revision serves all traffic and the workload is available.
-    Ready,
-    /// Serving, but something needs attention (e.g. the last revision was rolled back or the
-    /// workload is short of replicas).
-    Degraded,
-    /// The spec cannot be rendered (see `message` and the `Ready` condition).
-    Invalid,
 }
 
 /// A named preset (`?derivative=mobile`) for one VideoResizerConfig. The Derivative's

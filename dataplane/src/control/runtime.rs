@@ -5,11 +5,11 @@
 //! A [`Runtime`] is immutable; a new revision is a new value swapped in atomically, and a
 //! request keeps the `Arc<Runtime>` it started with until it finishes.
 
-use crate::auth::{self, Tokens};
-use crate::config::Document;
+use crate::control::sources::file::Document;
+use crate::guard::auth::{self, Tokens};
+use crate::guard::signing::Signer;
 use crate::origin::{OriginState, Origins};
-use crate::params::ParamsConfig;
-use crate::signing::Signer;
+use crate::request::params::ParamsConfig;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -73,8 +73,9 @@ impl Runtime {
             let path = auth::resolve(&doc.base, f);
             match std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| crate::signing::key_from_file_contents(&b).map_err(|e| e.to_string()))
-            {
+                .and_then(|b| {
+                    crate::guard::signing::key_from_file_contents(&b).map_err(|e| e.to_string())
+                }) {
                 Ok(k) => keys.push(k),
                 Err(m) => errs.push(FieldError {
                     path: format!("signing.keyFiles[{i}]"),
@@ -123,7 +124,7 @@ impl Runtime {
             return Err(ValidationErrors(errs));
         };
         Ok(Runtime {
-            params: crate::params::compile(&cfg),
+            params: crate::request::params::compile(&cfg),
             origins,
             signer,
             tokens,

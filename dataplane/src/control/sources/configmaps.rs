@@ -8,10 +8,10 @@
 //! wait). [`run`] is the thin async layer around a kube-runtime watcher. Nothing here is on the
 //! request path: requests read the live revision through [`App::runtime`], which never blocks.
 
-use crate::app::{App, Live};
-use crate::config::{self, Document};
+use crate::control::app::{App, Live};
+use crate::control::runtime::Runtime;
+use crate::control::sources::file::{self, Document};
 use crate::error::{Classify, Fault};
-use crate::runtime::Runtime;
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher::{self, Event};
@@ -178,9 +178,9 @@ fn revision(store: &Store, config: &str, pointer: &str, name: &str) -> Result<Re
 
 /// Parses a revision's document. Relative paths in it resolve against `/` (rendered documents
 /// use absolute paths; a pod's working directory means nothing). Errors name the ConfigMap.
-pub fn document(rev: &Revision) -> Result<Document, config::LoadError> {
+pub fn document(rev: &Revision) -> Result<Document, file::LoadError> {
     let origin = format!("ConfigMap {} key {}", rev.configmap, contract::CONFIG_KEY);
-    let mut doc = config::parse(rev.document.as_bytes(), Path::new(&origin))?;
+    let mut doc = file::parse(rev.document.as_bytes(), Path::new(&origin))?;
     doc.base = PathBuf::from("/");
     Ok(doc)
 }

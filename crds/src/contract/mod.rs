@@ -1,5 +1,11 @@
-//! Names, labels and the revision pointer shared by the operator and the data plane in
-//! Kubernetes. Both sides use these functions, so they cannot drift apart.
+//! The contract between the operator, the data plane and the CLI: every name one side writes
+//! and another reads, spelled once, so a rename is one edit and the sides cannot drift apart.
+//!
+//! * this module — Kubernetes: labels, annotations, object names, the revision pointer, and
+//!   the data-plane workload's name and labels;
+//! * [`headers`] — HTTP response headers the data plane sets and the CLI reads;
+//! * [`metrics`] — metric names and label keys the data plane exposes and the operator's
+//!   analysis and HPA read.
 //!
 //! * Each distinct rendered config is a **revision ConfigMap** named
 //!   `<config>-r<N>-<hash>` (immutable, never reused), labelled [`LABEL_CONFIG`],
@@ -7,6 +13,9 @@
 //! * One small mutable **pointer ConfigMap** `<config>-active` ([`LABEL_ROLE`]`=pointer`) names
 //!   the stable revision ConfigMap and, during a canary, the canary one and its weight. The data
 //!   plane watches both kinds by the [`LABEL_CONFIG`] label and loads what the pointer names.
+
+pub mod headers;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 
@@ -50,7 +59,38 @@ pub const ANNOTATION_RETRY: &str = "videoresizer.io/retry";
 /// until the spec changes or a retry is asked for. Consumed once acted on.
 pub const ANNOTATION_ROLLBACK_TO: &str = "videoresizer.io/rollback-to";
 /// Response header naming the revision (`r<N>`) that served a request.
-pub const HEADER_CONFIG_REVISION: &str = "x-config-revision";
+pub const HEADER_CONFIG_REVISION: &str = headers::CONFIG_REVISION;
+
+/// Standard label: the application (`video-resizer`).
+pub const LABEL_APP_NAME: &str = "app.kubernetes.io/name";
+/// Standard label: the instance (the config's name).
+pub const LABEL_APP_INSTANCE: &str = "app.kubernetes.io/instance";
+/// Standard label: the component (`dataplane` for the workload, `config` for revisions).
+pub const LABEL_APP_COMPONENT: &str = "app.kubernetes.io/component";
+/// Standard label: who manages the object ([`FIELD_MANAGER`]).
+pub const LABEL_APP_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Standard label: the larger application the object is part of.
+pub const LABEL_APP_PART_OF: &str = "app.kubernetes.io/part-of";
+/// Value of [`LABEL_APP_NAME`] and [`LABEL_APP_PART_OF`].
+pub const APP_NAME: &str = "video-resizer";
+/// Value of [`LABEL_APP_COMPONENT`] on the data-plane workload (and its container's name).
+pub const COMPONENT_DATAPLANE: &str = "dataplane";
+/// Value of [`LABEL_APP_COMPONENT`] on revision and pointer ConfigMaps.
+pub const COMPONENT_CONFIG: &str = "config";
+/// Label Kubernetes puts on EndpointSlices: the Service they belong to.
+pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
+/// Suffix of the data-plane workload's objects (Deployment, Service, HPA, PDB, Role…).
+pub const WORKLOAD_SUFFIX: &str = "-dataplane";
+
+/// The name shared by the data-plane workload objects of `config`.
+pub fn workload_name(config: &str) -> String {
+    format!("{config}{WORKLOAD_SUFFIX}")
+}
+
+/// The config whose workload is named `name` (the inverse of [`workload_name`]).
+pub fn config_of_workload(name: &str) -> Option<&str> {
+    name.strip_suffix(WORKLOAD_SUFFIX)
+}
 
 /// Name of revision `revision` of `config` with content hash `hash` (first 10 hex digits used).
 pub fn revision_configmap_name(config: &str, revision: u64, hash: &str) -> String {
@@ -146,5 +186,12 @@ mod tests {
             "web-r7-0123456789"
         );
         assert_eq!(pointer_configmap_name("web"), "web-active");
+    }
+
+    #[test]
+    fn workload_names_round_trip() {
+        assert_eq!(workload_name("web"), "web-dataplane");
+        assert_eq!(config_of_workload("web-dataplane"), Some("web"));
+        assert_eq!(config_of_workload("web"), None);
     }
 }

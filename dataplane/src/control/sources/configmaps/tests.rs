@@ -1,5 +1,5 @@
 use super::*;
-use crate::app::{Settings, Sizing};
+use crate::control::app::{Settings, Sizing};
 use crate::metrics::{LoadLabels, LoadOutcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
@@ -691,7 +691,7 @@ async fn requests_split_by_weight_and_the_same_url_keeps_its_revision() {
     let live = app.live().expect("live");
     let pick = |i: usize| live.route(&format!("/v/{i}.mp4"), "width=320").1;
     let canary = (0..4000)
-        .filter(|i| pick(*i) == crate::app::Role::Canary)
+        .filter(|i| pick(*i) == crate::control::app::Role::Canary)
         .count();
     assert!((900..1100).contains(&canary), "{canary} of 4000");
     for i in 0..200 {

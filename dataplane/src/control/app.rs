@@ -4,19 +4,20 @@
 //! Long-lived handles live here and survive config reloads; everything that comes from the
 //! config lives in [`Runtime`] and is replaced whole.
 
-use crate::admission::Admission;
-use crate::auth::AuditLog;
+use crate::cache::flight::Flights;
 use crate::cache::{Cache, CacheKey, DiskLayer, Layer, MemoryLayer};
+use crate::control::runtime::Runtime;
 use crate::error::Classify;
-use crate::flight::Flights;
+use crate::guard::admission::Admission;
+use crate::guard::auth::AuditLog;
 use crate::metrics::{ActiveLabels, LoadLabels, LoadOutcome, Metrics};
 use crate::origin::OriginState;
-use crate::runtime::Runtime;
 use crate::transcode::{Transcoder, TranscoderConfig};
 use arc_swap::ArcSwapOption;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vr_crds::contract::metrics as metric;
 use vr_crds::DataPlaneConfig;
 
 /// A finished variant, shared with every reader of its flight.
@@ -64,8 +65,8 @@ impl Role {
     /// The `role` label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::Stable => "stable",
-            Role::Canary => "canary",
+            Role::Stable => metric::ROLE_STABLE,
+            Role::Canary => metric::ROLE_CANARY,
         }
     }
 }
@@ -111,7 +112,7 @@ pub fn route_bucket(path: &str, query: &str) -> u32 {
         .filter(|p| !p.is_empty())
         .filter(|p| {
             let k = p.split('=').next().unwrap_or("");
-            k != crate::signing::SIG_PARAM && k != crate::signing::EXP_PARAM
+            k != crate::guard::signing::SIG_PARAM && k != crate::guard::signing::EXP_PARAM
         })
         .collect();
     pairs.sort_unstable();
@@ -124,6 +125,18 @@ pub fn route_bucket(path: &str, query: &str) -> u32 {
     let d = h.finalize();
     let n = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     (n % 10_000) as u32
+}
+
+/// Why the long-lived state could not be built (start-up only). Each message is the failing
+/// step's own: they already name the path.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The work directory or the audit log could not be created or opened.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The disk cache layer could not be opened.
+    #[error(transparent)]
+    DiskCache(#[from] crate::cache::CacheError),
 }
 
 /// The data plane.
@@ -200,7 +213,7 @@ impl Sizing {
             memory_cache_bytes: cfg.cache.memory.max_bytes,
             memory_cache_object_bytes: cfg.cache.memory.max_object_bytes,
             disk_cache: cfg.cache.disk.as_ref().map(|d| DiskSizing {
-                dir: crate::auth::resolve(base, &d.path),
+                dir: crate::guard::auth::resolve(base, &d.path),
                 max_bytes: d.max_bytes,
             }),
             transform_slots: l.max_concurrent_transforms,
@@ -218,14 +231,14 @@ impl App {
         settings: Settings,
         initial: &DataPlaneConfig,
         base: &std::path::Path,
-    ) -> anyhow::Result<Arc<App>> {
+    ) -> Result<Arc<App>, StartError> {
         App::with_sizing(settings, Sizing::from_config(initial, base)).await
     }
 
     /// Builds the long-lived state with no revision loaded (`/readyz` and public requests
     /// answer 503 until [`App::install`]). `sizing` is fixed for the life of the process;
     /// everything else reloads live.
-    pub async fn with_sizing(settings: Settings, sizing: Sizing) -> anyhow::Result<Arc<App>> {
+    pub async fn with_sizing(settings: Settings, sizing: Sizing) -> Result<Arc<App>, StartError> {
         let metrics = Arc::new(Metrics::new());
         std::fs::create_dir_all(&settings.work_dir)?;
         remove_stale_spools(&settings.work_dir);
@@ -301,15 +314,15 @@ impl App {
         let old = self.live.load_full();
         let mut before: Vec<(String, &'static str)> = Vec::new();
         if let Some(o) = &old {
-            before.push((o.stable.revision().to_owned(), "stable"));
+            before.push((o.stable.revision().to_owned(), Role::Stable.as_str()));
             if let Some((c, _)) = &o.canary {
-                before.push((c.revision().to_owned(), "canary"));
+                before.push((c.revision().to_owned(), Role::Canary.as_str()));
             }
         }
         let mut after: Vec<(String, &'static str)> =
-            vec![(live.stable.revision().to_owned(), "stable")];
+            vec![(live.stable.revision().to_owned(), Role::Stable.as_str())];
         if let Some((c, _)) = &live.canary {
-            after.push((c.revision().to_owned(), "canary"));
+            after.push((c.revision().to_owned(), Role::Canary.as_str()));
         }
         for (revision, role) in &before {
             if !after.contains(&(revision.clone(), role)) {

@@ -1,11 +1,11 @@
 //! Unit and property tests of the URL API.
 
 use super::*;
-use crate::variant::Variant;
+use crate::request::variant::Variant;
 use http::header::HeaderName;
 use proptest::prelude::*;
 use vr_crds::dataplane::{DeviceDerivatives, ValidationMode};
-use vr_crds::media::{format_time_ms, Compression, Fit, Preload, Quality};
+use vr_crds::media::{format_time_ms, Compression, Fit, Format, Mode, Preload, Quality};
 use vr_crds::DataPlaneConfig;
 
 const BASE: &str = r#"

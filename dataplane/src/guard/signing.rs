@@ -7,7 +7,7 @@
 //! part of the signed query, so it cannot be extended. The signature is `sig=<64 hex digits>`.
 
 use crate::error::{Classify, Fault};
-use crate::params::{decode_component, encode_into, query_pairs};
+use crate::request::params::{decode_component, encode_into, query_pairs};
 use hmac::{Hmac, Mac};
 use http::StatusCode;
 use sha2::Sha256;

@@ -4,10 +4,10 @@
 //!
 //! It listens on its own address so the public port never exposes any of it.
 
-use crate::app::App;
-use crate::auth::{now_rfc3339, AuditRecord, Principal};
 use crate::body::{self, Body};
 use crate::cache::CacheKey;
+use crate::control::app::App;
+use crate::guard::auth::{now_rfc3339, AuditRecord, Principal};
 use crate::metrics::AdminLabels;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use vr_crds::dataplane::Scope;
 /// The admin request handler.
 pub struct AdminApi(pub Arc<App>);
 
-impl crate::server::Handler for AdminApi {
+impl crate::edge::server::Handler for AdminApi {
     async fn handle(&self, req: Request<()>, peer: SocketAddr) -> Response<Body> {
         handle(&self.0, req, peer).await
     }
@@ -53,34 +53,8 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Response<Body> {
     let path = req.uri().path();
     let method = req.method().clone();
-    match (method.clone(), path) {
-        (Method::GET, "/healthz") => {
-            return json(StatusCode::OK, serde_json::json!({"status": "ok"}))
-        }
-        (Method::GET, "/readyz") => {
-            return match app.runtime() {
-                Some(rt) => json(
-                    StatusCode::OK,
-                    serde_json::json!({"status": "ready", "revision": rt.revision()}),
-                ),
-                None => problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_ready",
-                    "no config revision is loaded yet",
-                ),
-            };
-        }
-        (Method::GET, "/metrics") => {
-            let mut r = Response::new(body::full(app.metrics.encode()));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            return r;
-        }
-        _ => {}
+    if let Some(r) = open_endpoint(app, &method, path) {
+        return r;
     }
     let (action, scope) = match (&method, path) {
         (&Method::GET, "/admin/health") => ("health", Scope::Read),
@@ -96,7 +70,12 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         }
         _ => return problem(StatusCode::NOT_FOUND, "not_found", "not found"),
     };
-    let request_id = crate::telemetry::request_id(req.headers());
+    let audit = Audit {
+        app,
+        peer,
+        action,
+        request_id: crate::telemetry::request_id(req.headers()),
+    };
     let Some(rt) = app.runtime() else {
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -109,32 +88,10 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let principal = rt.tokens.authenticate(auth);
-    let audit = |who: &str, result: &str, target: String, detail: String| {
-        app.audit.record(&AuditRecord {
-            time: now_rfc3339(),
-            who,
-            peer: peer.to_string(),
-            action,
-            target,
-            result,
-            detail,
-            request_id: &request_id,
-        });
-        let outcome = match result {
-            "ok" => "ok",
-            "denied" => "denied",
-            _ => "error",
-        };
-        app.metrics
-            .admin_requests
-            .get_or_create(&AdminLabels { action, outcome })
-            .inc();
-    };
-    let principal: Principal = match principal {
+    let principal: Principal = match rt.tokens.authenticate(auth) {
         Some(p) if p.allows(scope) => p,
         Some(p) => {
-            audit(
+            audit.record(
                 &p.name,
                 "denied",
                 query.to_owned(),
@@ -147,7 +104,7 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
             );
         }
         None => {
-            audit(
+            audit.record(
                 "anonymous",
                 "denied",
                 query.to_owned(),
@@ -166,83 +123,151 @@ pub async fn handle(app: &Arc<App>, req: Request<()>, peer: SocketAddr) -> Respo
     let who = principal.name.as_str();
     match action {
         "health" => {
-            audit(who, "ok", String::new(), String::new());
+            audit.record(who, "ok", String::new(), String::new());
             json(StatusCode::OK, health_report(app, &rt))
         }
         "cache-stats" => {
-            audit(who, "ok", String::new(), String::new());
+            audit.record(who, "ok", String::new(), String::new());
             json(
                 StatusCode::OK,
                 serde_json::json!({"layers": app.cache.stats()}),
             )
         }
         "config" => {
-            audit(who, "ok", String::new(), String::new());
+            audit.record(who, "ok", String::new(), String::new());
             json(
                 StatusCode::OK,
                 serde_json::json!({"revision": rt.revision(), "digest": rt.digest, "config": redacted(&rt.config)}),
             )
         }
-        "purge" => {
-            if let Some(tag) = query_param(query, "tag") {
-                if tag.is_empty()
-                    || tag.len() > 128
-                    || !tag
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-                {
-                    audit(who, "error", tag.to_owned(), "invalid tag".into());
-                    return problem(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_tag",
-                        "tag: letters, digits, '-', '_', '.', ':' (1–128)",
-                    );
-                }
-                let removed = app.cache.purge_tag(tag).await;
-                audit(
-                    who,
-                    "ok",
-                    format!("tag={tag}"),
-                    format!("removed={removed}"),
-                );
-                json(
-                    StatusCode::OK,
-                    serde_json::json!({"tag": tag, "removed": removed}),
-                )
-            } else if let Some(key) = query_param(query, "key") {
-                let Ok(k) = key.parse::<CacheKey>() else {
-                    audit(who, "error", key.to_owned(), "invalid key".into());
-                    return problem(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_key",
-                        "key: 64 hex characters (see X-Cache-Key / debug view)",
-                    );
-                };
-                let removed = app.cache.remove(&k).await;
-                audit(
-                    who,
-                    "ok",
-                    format!("key={key}"),
-                    format!("removed={removed}"),
-                );
-                json(
-                    StatusCode::OK,
-                    serde_json::json!({"key": key, "removed": removed}),
-                )
-            } else {
-                audit(who, "error", query.to_owned(), "no tag or key".into());
-                problem(
-                    StatusCode::BAD_REQUEST,
-                    "missing_parameter",
-                    "purge needs ?tag=TAG or ?key=HEX",
-                )
-            }
-        }
+        "purge" => purge(app, &audit, who, query).await,
         _ => problem(StatusCode::NOT_FOUND, "not_found", "not found"),
     }
 }
 
-fn health_report(app: &App, rt: &crate::runtime::Runtime) -> serde_json::Value {
+/// The endpoints open to the kubelet and Prometheus: probes and metrics.
+fn open_endpoint(app: &App, method: &Method, path: &str) -> Option<Response<Body>> {
+    match (method.clone(), path) {
+        (Method::GET, "/healthz") => {
+            Some(json(StatusCode::OK, serde_json::json!({"status": "ok"})))
+        }
+        (Method::GET, "/readyz") => Some(match app.runtime() {
+            Some(rt) => json(
+                StatusCode::OK,
+                serde_json::json!({"status": "ready", "revision": rt.revision()}),
+            ),
+            None => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "no config revision is loaded yet",
+            ),
+        }),
+        (Method::GET, "/metrics") => {
+            let mut r = Response::new(body::full(app.metrics.encode()));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Some(r)
+        }
+        _ => None,
+    }
+}
+
+/// Writes one admin action to the audit log and counts it.
+struct Audit<'a> {
+    app: &'a App,
+    peer: SocketAddr,
+    action: &'static str,
+    request_id: String,
+}
+
+impl Audit<'_> {
+    fn record(&self, who: &str, result: &str, target: String, detail: String) {
+        let action = self.action;
+        self.app.audit.record(&AuditRecord {
+            time: now_rfc3339(),
+            who,
+            peer: self.peer.to_string(),
+            action,
+            target,
+            result,
+            detail,
+            request_id: &self.request_id,
+        });
+        let outcome = match result {
+            "ok" => "ok",
+            "denied" => "denied",
+            _ => "error",
+        };
+        self.app
+            .metrics
+            .admin_requests
+            .get_or_create(&AdminLabels { action, outcome })
+            .inc();
+    }
+}
+
+/// `POST /admin/purge?tag=T` or `?key=HEX`: removes from every layer of this process.
+async fn purge(app: &App, audit: &Audit<'_>, who: &str, query: &str) -> Response<Body> {
+    if let Some(tag) = query_param(query, "tag") {
+        if tag.is_empty()
+            || tag.len() > 128
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            audit.record(who, "error", tag.to_owned(), "invalid tag".into());
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_tag",
+                "tag: letters, digits, '-', '_', '.', ':' (1–128)",
+            );
+        }
+        let removed = app.cache.purge_tag(tag).await;
+        audit.record(
+            who,
+            "ok",
+            format!("tag={tag}"),
+            format!("removed={removed}"),
+        );
+        json(
+            StatusCode::OK,
+            serde_json::json!({"tag": tag, "removed": removed}),
+        )
+    } else if let Some(key) = query_param(query, "key") {
+        let Ok(k) = key.parse::<CacheKey>() else {
+            audit.record(who, "error", key.to_owned(), "invalid key".into());
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "invalid_key",
+                "key: 64 hex characters (see X-Cache-Key / debug view)",
+            );
+        };
+        let removed = app.cache.remove(&k).await;
+        audit.record(
+            who,
+            "ok",
+            format!("key={key}"),
+            format!("removed={removed}"),
+        );
+        json(
+            StatusCode::OK,
+            serde_json::json!({"key": key, "removed": removed}),
+        )
+    } else {
+        audit.record(who, "error", query.to_owned(), "no tag or key".into());
+        problem(
+            StatusCode::BAD_REQUEST,
+            "missing_parameter",
+            "purge needs ?tag=TAG or ?key=HEX",
+        )
+    }
+}
+
+fn health_report(app: &App, rt: &crate::control::runtime::Runtime) -> serde_json::Value {
     let breakers: Vec<_> = rt
         .origins
         .breakers()

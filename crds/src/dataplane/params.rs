@@ -1,0 +1,88 @@
+//! How query parameters are interpreted, and URL signing.
+
+use super::defaults::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How query parameters are interpreted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParamPolicy {
+    /// `strict` answers 400 naming every bad parameter; `lenient` drops them and lists them
+    /// in `X-Param-Warnings`.
+    #[serde(default)]
+    pub validation: ValidationMode,
+    /// Allow `width`/`height` (and other free-form transform parameters) without a derivative.
+    /// When false, only derivatives may be requested — the defence against walking
+    /// `width=300,301,302…` to burn CPU.
+    #[serde(default = "yes")]
+    pub allow_arbitrary: bool,
+    /// Parameters a request may set on top of a derivative (others are refused in strict mode
+    /// and ignored in lenient mode).
+    #[serde(default = "default_overridable")]
+    pub derivative_overrides: Vec<String>,
+    /// Let `Accept` choose `webm` over `mp4` when the request names no format.
+    #[serde(default)]
+    pub accept_negotiation: bool,
+    /// Query parameters that skip cache reads (the response is still stored).
+    #[serde(default = "default_bypass")]
+    pub bypass_params: Vec<String>,
+}
+
+impl Default for ParamPolicy {
+    fn default() -> Self {
+        ParamPolicy {
+            validation: ValidationMode::Strict,
+            allow_arbitrary: true,
+            derivative_overrides: default_overridable(),
+            accept_negotiation: false,
+            bypass_params: default_bypass(),
+        }
+    }
+}
+
+/// Parameters that may appear in `params.derivativeOverrides`.
+pub const OVERRIDABLE_PARAMS: &[&str] = &[
+    "width",
+    "height",
+    "mode",
+    "fit",
+    "format",
+    "quality",
+    "compression",
+    "time",
+    "duration",
+    "audio",
+    "fps",
+    "bitrate",
+    "imageCount",
+    "filename",
+    "loop",
+    "autoplay",
+    "muted",
+    "preload",
+];
+
+/// Strict or lenient parameter validation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ValidationMode {
+    /// 400 with a JSON body naming every bad parameter.
+    #[default]
+    Strict,
+    /// Drop bad parameters and list them in `X-Param-Warnings`.
+    Lenient,
+}
+
+/// URL signing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signing {
+    /// Refuse (403) requests without a valid signature.
+    #[serde(default)]
+    pub required: bool,
+    /// Files each holding one HMAC-SHA256 key (hex or raw bytes); any key verifies, the first
+    /// signs. List several to rotate keys without downtime.
+    #[serde(default)]
+    pub key_files: Vec<String>,
+}
