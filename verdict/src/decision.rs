@@ -7,8 +7,8 @@
 //! - **False rollback ≤ α.** If the canary is within every tolerance (5xx and 4xx rates at most
 //!   `stable + tolerance`, at most `maxErrorRate`; latencies at most `factor ×` stable's in each
 //!   comparable block; fewer than 5 % of transforms above `maxP95`), the probability that
-//!   [`decide`] ever returns `Fail` during the rollout is at most `α`. `α` is split evenly
-//!   between the confidence bounds the fail rules use (a union bound).
+//!   [`decide`] ever returns `Fail` during the rollout is at most `α`. `α` is split between
+//!   the confidence bounds the fail rules use (a union bound, [`Policy::alpha_shares`]).
 //! - **False pass ≤ α per error class.** If the canary's 5xx (or 4xx) rate is above
 //!   `stable + tolerance`, the probability that [`decide`] ever returns `Pass` is at most `α`.
 //!   Latency does not gate `Pass` (where no comparable traffic exists there is nothing to
@@ -23,12 +23,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::confidence::{self, Prior, JEFFREYS};
-
-/// Mixing prior of the latency test's "slower" probability: centred near 0.75, where
-/// regressions worth catching sit (only power depends on it).
-const LATENCY_PRIOR: Prior = Prior { a: 3.0, b: 1.0 };
 use crate::errors::{self, Counts, ErrorClass, Increase};
 use crate::latency::{LatencyEvidence, PodLatency, TRANSFORM};
+
+/// Mixing prior of the latency test's "slower" probability: mean 0.75, where regressions worth
+/// catching sit (only power depends on it).
+const LATENCY_PRIOR: Prior = Prior { a: 3.0, b: 1.0 };
 
 /// The knobs of the decision. Rates are fractions (0.02 = 2 points), times are seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,7 +302,10 @@ pub fn failing_rules(policy: &Policy, evidence: &Evidence) -> Vec<Rule> {
     let (c, s) = (&evidence.canary, &evidence.stable);
     let mut rules = Vec::new();
     if let Some(max) = policy.max_error_rate {
-        if errors::canary_lower(c.server_errors, c.requests, level) > max {
+        // The lower bound never exceeds the observed rate: skip the bisection below it.
+        if errors::rate(c.server_errors, c.requests) > max
+            && errors::canary_lower(c.server_errors, c.requests, level) > max
+        {
             rules.push(Rule::ErrorRate);
         }
     }
@@ -687,6 +690,7 @@ fn sci(v: f64) -> String {
 mod tests {
     use super::*;
     use crate::latency::Histogram;
+    use proptest::prelude::*;
 
     fn grid2() -> Vec<f64> {
         (0..17).map(|i| 0.001 * 2f64.powi(i)).collect()
@@ -925,6 +929,154 @@ mod tests {
         assert_eq!(json["canary"]["serverErrors"], 1);
         let back: Evidence = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn alpha_is_split_half_to_errors_and_half_to_latency() {
+        let p = Policy::default();
+        assert_eq!(p.alpha_shares(), (0.125, 0.5));
+        let p = Policy {
+            max_p95_seconds: Some(1.0),
+            max_client_error_increase: None,
+            ..Policy::default()
+        };
+        assert_eq!(p.alpha_shares(), (0.25, 0.25));
+        let p = Policy {
+            max_latency_increase: None,
+            ..Policy::default()
+        };
+        assert_eq!(p.alpha_shares(), (0.25, 0.0));
+    }
+
+    fn random_evidence() -> impl Strategy<Value = (Policy, Evidence)> {
+        (
+            (0u64..600, 0.0f64..1.0, 0.0f64..1.0),
+            (0u64..6000, 0.0f64..0.2, 0.0f64..0.2),
+            (0.0f64..80.0, 0.0f64..1.0),
+            (0u64..200, 0.0f64..0.3),
+            prop_oneof![Just(0.8), Just(0.95), Just(0.99), Just(0.999)],
+            proptest::option::of(0.5f64..3.0),
+        )
+            .prop_map(|(c, s, l, lim, confidence, p95)| {
+                let policy = Policy {
+                    confidence,
+                    max_p95_seconds: p95,
+                    ..Policy::default()
+                };
+                let c5 = (c.0 as f64 * c.1) as u64;
+                let c4 = ((c.0 - c5) as f64 * c.2) as u64;
+                let mut latency = LatencyEvidence::default();
+                latency.trials = l.0;
+                latency.slower = l.0 * l.1;
+                let ev = Evidence {
+                    canary: Counts::new(c.0, c5, c4),
+                    stable: Counts::new(
+                        s.0,
+                        (s.0 as f64 * s.1) as u64,
+                        (s.0 as f64 * s.2 * 0.5) as u64,
+                    ),
+                    latency,
+                    limit: LimitEvidence {
+                        observations: lim.0,
+                        above: (lim.0 as f64 * lim.1) as u64,
+                    },
+                    ..Evidence::default()
+                };
+                (policy, ev)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn decide_and_outcome_always_agree((policy, ev) in random_evidence()) {
+            let fast = outcome(&policy, &ev);
+            let full = decide(&policy, &ev);
+            let same = matches!(
+                (fast, &full),
+                (Outcome::Inconclusive, Decision::Inconclusive { .. })
+                    | (Outcome::Continue, Decision::Continue { .. })
+                    | (Outcome::Pass, Decision::Pass { .. })
+                    | (Outcome::Fail, Decision::Fail { .. })
+            );
+            prop_assert!(same, "{:?} vs {:?}", fast, full);
+            match full {
+                Decision::Fail { p_value, rule, .. } => {
+                    prop_assert!(p_value <= policy.alpha() * (1.0 + 1e-6), "{} > α", p_value);
+                    prop_assert!(failing_rules(&policy, &ev).contains(&rule));
+                }
+                Decision::Pass { p_value, .. } => prop_assert!(p_value <= policy.alpha() * (1.0 + 1e-6)),
+                _ => {}
+            }
+        }
+
+        #[test]
+        fn a_higher_confidence_never_fails_where_a_lower_one_does_not(
+            (policy, ev) in random_evidence(),
+        ) {
+            let strict = Policy { confidence: 0.9999, ..policy.clone() };
+            if outcome(&strict, &ev) == Outcome::Fail {
+                prop_assert_eq!(outcome(&policy, &ev), Outcome::Fail);
+            }
+        }
+    }
+
+    /// Canary requests (stable with 9× as many, `canary_rate` errors on both sides) at which a
+    /// policy first passes, or (every canary request failing, `minRequests` aside) first fails.
+    fn first(policy: &Policy, canary_rate: f64, failing: bool) -> u64 {
+        let p = Policy {
+            min_requests: 0,
+            ..policy.clone()
+        };
+        (1u64..100_000)
+            .find(|n| {
+                let (c5, s5) = if failing {
+                    (*n, 0)
+                } else {
+                    (
+                        (*n as f64 * canary_rate) as u64,
+                        (9.0 * *n as f64 * canary_rate) as u64,
+                    )
+                };
+                let ev = evidence(Counts::new(*n, c5, 0), Counts::new(9 * n, s5, 0));
+                let o = outcome(&p, &ev);
+                if failing {
+                    o == Outcome::Fail
+                } else {
+                    o == Outcome::Pass
+                }
+            })
+            .unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn the_sample_sizes_in_the_documentation_hold() {
+        // docs/canary-statistics.md §4: (confidence, tolerance, pass at 0 %, pass at 1 %,
+        // fail when failing everything).
+        let rows = [
+            (0.95, 0.02, 232, 789, 3),
+            (0.99, 0.01, 647, 3886, 3),
+            (0.99, 0.02, 315, 1069, 3),
+            (0.99, 0.05, 121, 189, 3),
+            (0.99, 0.10, 58, 58, 3),
+            (0.999, 0.02, 432, 1391, 4),
+        ];
+        for (confidence, tolerance, pass0, pass1, fail) in rows {
+            let p = Policy {
+                confidence,
+                max_error_increase: tolerance,
+                ..Policy::default()
+            };
+            let got = (
+                first(&p, 0.0, false),
+                first(&p, 0.01, false),
+                first(&p, 0.0, true),
+            );
+            assert_eq!(
+                got,
+                (pass0, pass1, fail),
+                "confidence {confidence} tolerance {tolerance}"
+            );
+        }
     }
 
     #[test]

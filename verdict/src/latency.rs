@@ -319,7 +319,7 @@ pub struct PodLatency {
     pub stable: Histogram,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct OpenBlock {
     index: u64,
     canary: Histogram,
@@ -348,12 +348,6 @@ pub struct LatencyEvidence {
     /// never by value, keeps the test valid).
     #[serde(skip)]
     open: BTreeMap<(String, String), OpenBlock>,
-}
-
-impl PartialEq for OpenBlock {
-    fn eq(&self, other: &Self) -> bool {
-        self.index == other.index && self.canary == other.canary && self.stable == other.stable
-    }
 }
 
 impl LatencyEvidence {
