@@ -24,7 +24,13 @@ pub const MEMORY_CAP: u64 = 6 << 30;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// A release binary of the workspace (`e2e/run hostile` builds it with `--release`).
+/// `VR_HOSTILE_DATAPLANE` overrides the data plane's path (e.g. to try a debug build).
 pub fn release_binary(name: &str) -> PathBuf {
+    if name == "vr-dataplane" {
+        if let Some(p) = std::env::var_os("VR_HOSTILE_DATAPLANE") {
+            return PathBuf::from(p);
+        }
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo().join("target"));
@@ -33,7 +39,13 @@ pub fn release_binary(name: &str) -> PathBuf {
 
 /// Makes `out` with ffmpeg from lavfi `testsrc2` of `size` for `seconds` (H.264, with a sine
 /// audio track when `audio`), plus `extra` output options.
-pub fn lavfi_video(out: &Path, size: &str, seconds: u32, audio: bool, extra: &[&str]) -> Result<()> {
+pub fn lavfi_video(
+    out: &Path,
+    size: &str,
+    seconds: u32,
+    audio: bool,
+    extra: &[&str],
+) -> Result<()> {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
         .args([
@@ -52,10 +64,17 @@ pub fn lavfi_video(out: &Path, size: &str, seconds: u32, audio: bool, extra: &[&
             "aac",
         ]);
     }
-    cmd.args(["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"])
-        .args(extra)
-        .arg(out)
-        .stdin(Stdio::null());
+    cmd.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+    ])
+    .args(extra)
+    .arg(out)
+    .stdin(Stdio::null());
     let o = cmd.output().context("running ffmpeg")?;
     if !o.status.success() {
         bail!(
@@ -222,10 +241,8 @@ async fn serve_one(
         .cloned();
     let Some(file) = file else {
         stats.not_found.fetch_add(1, Ordering::SeqCst);
-        sock.write_all(
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )
-        .await?;
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await?;
         return Ok(());
     };
     let len = file.len() as u64;
@@ -352,6 +369,31 @@ impl MemCap {
             .trim()
             .parse()
             .ok()
+    }
+
+    /// Processes the kernel OOM-killed in the group (v1 `memory.oom_control`, v2
+    /// `memory.events`).
+    pub fn oom_kills(&self) -> u64 {
+        let f = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        std::fs::read_to_string(self.dir.join(f))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A short description for reports: `cgroup-peak=…MiB,oom-kills=N`.
+    pub fn describe(&self) -> String {
+        format!(
+            "cgroup-peak={:.0}MiB,oom-kills={}",
+            self.peak().unwrap_or(0) as f64 / MIB,
+            self.oom_kills()
+        )
     }
 
     /// Pids still in the group.
@@ -489,12 +531,15 @@ impl Sampler {
                     let hwm = proc_status_kb(*c, "VmHWM").unwrap_or(0);
                     total += proc_status_kb(*c, "VmRSS").unwrap_or(0);
                     let e = u.children.entry(*c).or_default();
-                    if e.cmdline.is_empty() {
+                    // Re-read until the child has exec'd: between fork and exec it still
+                    // carries the data plane's name and arguments.
+                    let name = std::fs::read_to_string(format!("/proc/{c}/comm"))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned();
+                    if !name.is_empty() && name != e.name {
+                        e.name = name;
                         e.cmdline = cmdline(*c);
-                        e.name = std::fs::read_to_string(format!("/proc/{c}/comm"))
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned();
                     }
                     e.peak_rss = e.peak_rss.max(hwm);
                     u.peak_child_rss = u.peak_child_rss.max(hwm);
@@ -563,7 +608,11 @@ impl DataPlane {
     }
 
     /// Starts the data plane with `args` (plus ports, work dir, audit log, text logs) and `env`.
-    pub async fn spawn(dir: &Path, mut args: Vec<String>, env: &[(&str, String)]) -> Result<DataPlane> {
+    pub async fn spawn(
+        dir: &Path,
+        mut args: Vec<String>,
+        env: &[(&str, String)],
+    ) -> Result<DataPlane> {
         let (http, admin) = (free_port()?, free_port()?);
         let work_dir = dir.join("work");
         let audit_log = dir.join("audit.log");
@@ -645,6 +694,14 @@ impl DataPlane {
     /// Kills the data plane (SIGKILL) without touching its children.
     pub fn kill_only_the_data_plane(&mut self) {
         self.proc.kill();
+    }
+
+    /// The memory cap's figures, or `no-cgroup` (then only the watchdog capped it).
+    pub fn cap_report(&self) -> String {
+        self.cap
+            .as_ref()
+            .map(MemCap::describe)
+            .unwrap_or_else(|| "no-cgroup".into())
     }
 }
 
@@ -791,14 +848,21 @@ impl Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mib = |b: u64| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}MiB", b as f64 / MIB)
+            }
+        };
         write!(
             f,
-            "HOSTILE {} outcome={} safe={} peak_rss={:.1}MiB dp_rss={:.1}MiB bytes={}",
+            "HOSTILE {} outcome={} safe={} peak_rss={} dp_rss={} bytes={}",
             self.name,
             self.outcome.replace(' ', "_"),
             if self.safe { "yes" } else { "NO" },
-            self.peak_rss as f64 / MIB,
-            self.dp_rss as f64 / MIB,
+            mib(self.peak_rss),
+            mib(self.dp_rss),
             self.bytes
         )?;
         match &self.normal {

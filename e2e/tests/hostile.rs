@@ -32,7 +32,9 @@ impl Media {
     /// `names`: any of `tiny` (2×2), `tall` (16×48), `sample` (640×360 with audio, 4 s),
     /// `long` (640×360, 20 s).
     fn make(names: &[&str]) -> Result<Media> {
-        let dir = tempfile::Builder::new().prefix("vr-hostile-media-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("vr-hostile-media-")
+            .tempdir()?;
         for n in names {
             let out = dir.path().join(format!("{n}.mp4"));
             match *n {
@@ -221,22 +223,44 @@ async fn output_attack(media: &Media, name: &str, uri: &str, params: &[&str]) ->
         Ok(r) => {
             let named = params.iter().any(|p| r.text().contains(p));
             f.bytes = r.len;
-            f.outcome = format!("{}:{}", r.status, if r.code().is_empty() { "output" } else { "json" });
-            f.safe = (r.status == 400 || r.status == 422) && named && usage.peak_child_rss < 512 << 20;
-            let ffmpeg = usage.children.values().filter(|c| c.name == "ffmpeg").count();
+            f.outcome = format!(
+                "{}:{}",
+                r.status,
+                if r.code().is_empty() {
+                    "output"
+                } else {
+                    "json"
+                }
+            );
+            f.safe =
+                (r.status == 400 || r.status == 422) && named && usage.peak_child_rss < 512 << 20;
+            let ffmpeg = usage
+                .children
+                .values()
+                .filter(|c| c.name == "ffmpeg")
+                .count();
             f.detail = format!(
-                "{uri} answered {} {} in {secs:.1}s, {} output bytes, ffmpeg runs={ffmpeg}{}; safe: 400/422 naming {params:?} before ffmpeg starts",
+                "{uri} answered {} {} in {secs:.1}s, {} output bytes, ffmpeg runs={ffmpeg}",
                 r.status,
                 r.code(),
                 r.len,
-                if usage.watchdog { ", WATCHDOG killed ffmpeg above 6 GiB" } else { "" }
             );
         }
         Err(e) => {
-            f.outcome = "request-failed".into();
-            f.detail = format!("{uri}: {e:#}");
+            f.outcome = "response-cut".into();
+            f.detail = format!("{uri} failed after {secs:.1}s: {e:#}");
         }
     }
+    f.detail = format!(
+        "{} [{}{}]; safe: 400/422 naming {params:?} before ffmpeg starts",
+        f.detail,
+        dp.cap_report(),
+        if usage.watchdog {
+            ",WATCHDOG killed children above 6 GiB"
+        } else {
+            ""
+        }
+    );
     Ok(f)
 }
 
@@ -333,7 +357,16 @@ fn big_file(media: &Media) -> Result<Vec<u8>> {
         "640x360",
         8,
         false,
-        &["-vf", "noise=alls=60:allf=t", "-b:v", "45M", "-maxrate", "45M", "-bufsize", "90M"],
+        &[
+            "-vf",
+            "noise=alls=60:allf=t",
+            "-b:v",
+            "45M",
+            "-maxrate",
+            "45M",
+            "-bufsize",
+            "90M",
+        ],
     )?;
     let mut bytes = std::fs::read(&out)?;
     bytes.resize(40 << 20, 0);
@@ -523,7 +556,8 @@ async fn row3_escalation_through_the_operator() {
             ("delete", "configmaps"),
             ("create", "serviceaccounts"),
         ] {
-            let out = cp.kubectl_raw(&["auth", "can-i", verb, res, "-n", "kube-system", "--as", sa])?;
+            let out =
+                cp.kubectl_raw(&["auth", "can-i", verb, res, "-n", "kube-system", "--as", sa])?;
             if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
                 yes.push(format!("{verb}-{res}"));
             }
@@ -536,7 +570,11 @@ async fn row3_escalation_through_the_operator() {
             .env("HELM_CONFIG_HOME", cp.dir().join("helm/config"))
             .env("HELM_DATA_HOME", cp.dir().join("helm/data"))
             .output()?;
-        ensure!(helm.status.success(), "helm template: {}", String::from_utf8_lossy(&helm.stderr));
+        ensure!(
+            helm.status.success(),
+            "helm template: {}",
+            String::from_utf8_lossy(&helm.stderr)
+        );
         let rendered = String::from_utf8_lossy(&helm.stdout);
         let chart_cluster_role = rendered
             .split("\n---")
@@ -545,8 +583,16 @@ async fn row3_escalation_through_the_operator() {
         f.safe = yes.is_empty() && !chart_cluster_role;
         f.outcome = format!(
             "kube-system:{},chart-default:{}",
-            if yes.is_empty() { "none".to_string() } else { yes.join("+") },
-            if chart_cluster_role { "ClusterRole" } else { "Role" }
+            if yes.is_empty() {
+                "none".to_string()
+            } else {
+                yes.join("+")
+            },
+            if chart_cluster_role {
+                "ClusterRole"
+            } else {
+                "Role"
+            }
         );
         f.detail = "kubectl auth can-i as the operator's ServiceAccount in kube-system (deploy/operator-rbac.yaml), and the kind the chart's default values grant; safe: nothing in kube-system, namespace-scoped Role by default".into();
         Ok(f)
@@ -554,8 +600,16 @@ async fn row3_escalation_through_the_operator() {
     row.record_result("3-operator-cluster-rbac", r);
 
     // The configs of each attack, all applied before any is judged (one reconcile wait).
-    cp.kubectl(&["create", "secret", "generic", "db-credentials", "-n", &ns, "--from-literal=password=hunter2"])
-        .expect("secret");
+    cp.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db-credentials",
+        "-n",
+        &ns,
+        "--from-literal=password=hunter2",
+    ])
+    .expect("secret");
     cp.apply(&format!(
         r#"apiVersion: apps/v1
 kind: Deployment
@@ -585,7 +639,12 @@ spec:
     .expect("foreign deployment");
     let safe_root = "/srv/media";
     let plain = vrc(&ns, "plain", &local_origin(safe_root), "");
-    let img = vrc(&ns, "img", &local_origin(safe_root), &format!("    image: {HOSTILE_IMAGE}\n"));
+    let img = vrc(
+        &ns,
+        "img",
+        &local_origin(safe_root),
+        &format!("    image: {HOSTILE_IMAGE}\n"),
+    );
     let sec = vrc(
         &ns,
         "sec",
@@ -612,9 +671,12 @@ spec:
 
     // 3-image-from-cr
     let (err, d, conds) = apply_and_settle(&cp, &ns, "img", &img).await;
-    let image = d
-        .as_ref()
-        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned());
+    let image = d.as_ref().map(|d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    });
     let mut f = Finding::new("3-image-from-cr");
     f.safe = image.as_deref() != Some(HOSTILE_IMAGE);
     f.outcome = match (&err, &image) {
@@ -633,7 +695,9 @@ spec:
     // 3-secret-mount-from-cr
     let (err, d, conds) = apply_and_settle(&cp, &ns, "sec", &sec).await;
     let mounted = d.as_ref().is_some_and(|d| {
-        d["spec"]["template"]["spec"]["volumes"].to_string().contains("db-credentials")
+        d["spec"]["template"]["spec"]["volumes"]
+            .to_string()
+            .contains("db-credentials")
     });
     let mut f = Finding::new("3-secret-mount-from-cr");
     f.safe = !mounted;
@@ -650,9 +714,18 @@ spec:
 
     // 3-local-root-at-secrets: what the operator renders (the data plane half is row 9-…).
     let (err, _, conds) = apply_and_settle(&cp, &ns, "root", &root).await;
-    let rendered = get_json(&cp, &["configmaps", "-n", &ns, "-l", "videoresizer.io/config=root,videoresizer.io/role=revision"])
-        .map(|v| v["items"].to_string())
-        .unwrap_or_default();
+    let rendered = get_json(
+        &cp,
+        &[
+            "configmaps",
+            "-n",
+            &ns,
+            "-l",
+            "videoresizer.io/config=root,videoresizer.io/role=revision",
+        ],
+    )
+    .map(|v| v["items"].to_string())
+    .unwrap_or_default();
     let reaches = rendered.contains("/etc/video-resizer/secrets");
     let mut f = Finding::new("3-local-root-at-secrets-mount");
     f.safe = !reaches;
@@ -677,7 +750,10 @@ spec:
         .as_ref()
         .map(|d| {
             (
-                d["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("").to_owned(),
+                d["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
                 d["metadata"]["ownerReferences"].to_string(),
             )
         })
@@ -685,13 +761,20 @@ spec:
     let svc = get_json(&cp, &["service", "theirs-dataplane", "-n", &ns]).unwrap_or(Value::Null);
     let svc_selector = svc["spec"]["selector"].to_string();
     let svc_owners = svc["metadata"]["ownerReferences"].to_string();
-    let deploy_taken = image != "example.invalid/their-app:1" || owners.contains("VideoResizerConfig");
-    let svc_taken = !svc_selector.contains("theirs\"") || svc_selector.contains("video-resizer") || svc_owners.contains("VideoResizerConfig");
+    let deploy_taken =
+        image != "example.invalid/their-app:1" || owners.contains("VideoResizerConfig");
+    let svc_taken = !svc_selector.contains("theirs\"")
+        || svc_selector.contains("video-resizer")
+        || svc_owners.contains("VideoResizerConfig");
     let mut f = Finding::new("3-foreign-object-adopted");
     f.safe = !deploy_taken && !svc_taken;
     f.outcome = format!(
         "deployment:{},service:{}",
-        if deploy_taken { "overwritten" } else { "kept(immutable-selector)" },
+        if deploy_taken {
+            "overwritten"
+        } else {
+            "kept(immutable-selector)"
+        },
         if svc_taken { "overwritten" } else { "kept" }
     );
     f.detail = format!(
@@ -707,24 +790,45 @@ spec:
         let helm = Command::new(cp.k8s_bin("helm"))
             .args(["template", "vr"])
             .arg(repo().join("charts/video-resizer"))
-            .args(["--namespace", "vr-system", "--show-only", "templates/cli-rbac.yaml"])
+            .args([
+                "--namespace",
+                "vr-system",
+                "--show-only",
+                "templates/cli-rbac.yaml",
+            ])
             .env("HELM_CACHE_HOME", cp.dir().join("helm/cache"))
             .env("HELM_CONFIG_HOME", cp.dir().join("helm/config"))
             .env("HELM_DATA_HOME", cp.dir().join("helm/data"))
             .output()?;
-        ensure!(helm.status.success(), "helm template: {}", String::from_utf8_lossy(&helm.stderr));
+        ensure!(
+            helm.status.success(),
+            "helm template: {}",
+            String::from_utf8_lossy(&helm.stderr)
+        );
         let role_yaml = String::from_utf8_lossy(&helm.stdout).into_owned();
         cp.apply(&role_yaml)?;
         cp.kubectl(&["create", "serviceaccount", "ci-bot", "-n", &ns])?;
         cp.kubectl(&[
-            "create", "rolebinding", "ci-bot-vrctl", "-n", &ns,
-            "--clusterrole", "vr-video-resizer-vrctl",
+            "create",
+            "rolebinding",
+            "ci-bot-vrctl",
+            "-n",
+            &ns,
+            "--clusterrole",
+            "vr-video-resizer-vrctl",
             &format!("--serviceaccount={ns}:ci-bot"),
         ])?;
         let kc = cp.service_account_kubeconfig(&ns, "ci-bot")?;
         let out = Command::new(cp.k8s_bin("kubectl"))
             .args([
-                "patch", "videoresizerconfig", "plain", "-n", &ns, "--type", "merge", "-p",
+                "patch",
+                "videoresizerconfig",
+                "plain",
+                "-n",
+                &ns,
+                "--type",
+                "merge",
+                "-p",
                 r#"{"spec":{"workload":{"maxReplicas":1}}}"#,
             ])
             .env("KUBECONFIG", &kc)
@@ -732,7 +836,11 @@ spec:
         let patched = out.status.success();
         let mut f = Finding::new("3-vrctl-patches-spec");
         f.safe = !patched;
-        f.outcome = if patched { "spec-patched".into() } else { "refused".into() };
+        f.outcome = if patched {
+            "spec-patched".into()
+        } else {
+            "refused".into()
+        };
         f.detail = format!(
             "a ServiceAccount bound to the chart's vrctl ClusterRole merge-patches spec.workload.maxReplicas: {}; safe: refused (vrctl may only set the request annotations)",
             short(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
@@ -798,7 +906,10 @@ async fn row4_ssrf_to_the_node_and_the_cluster() {
     let media = Media::make(&["sample"]).expect("media");
     // The in-process origin stands for an internal service (node metadata, kubelet, a
     // cluster-internal API): it is on loopback, which the fix must deny unless allow-listed.
-    for (name, host) in [("4-ssrf-loopback-ip", "127.0.0.1"), ("4-ssrf-loopback-name", "localhost")] {
+    for (name, host) in [
+        ("4-ssrf-loopback-ip", "127.0.0.1"),
+        ("4-ssrf-loopback-name", "localhost"),
+    ] {
         let r: Result<Finding> = async {
             let internal = Origin::start().await?;
             internal.put("latest/meta-data.txt", b"iam-role-credentials: AKIA-SECRET\n".to_vec());
@@ -1189,7 +1300,13 @@ fn disk_usage(dir: &Path) -> (u64, u64, u64) {
         .output()
         .ok();
     let allocated = out
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next()?.parse().ok())
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     let mut files = 0;
     let mut apparent = 0;
@@ -1326,8 +1443,14 @@ async fn row8_cache_busting_and_bloat() {
 fn wrapper(dir: &Path, name: &str, real: &str, log: &Path, exit: Option<i32>) -> Result<PathBuf> {
     let path = dir.join(name);
     let body = match exit {
-        Some(code) => format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\necho 'simulated crash' >&2\nexit {code}\n", log.display()),
-        None => format!("#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {real} \"$@\"\n", log.display()),
+        Some(code) => format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\necho 'simulated crash' >&2\nexit {code}\n",
+            log.display()
+        ),
+        None => format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {real} \"$@\"\n",
+            log.display()
+        ),
     };
     std::fs::write(&path, body)?;
     let _ = Command::new("chmod").arg("+x").arg(&path).status();
@@ -1390,8 +1513,17 @@ async fn row9_smaller_holes() {
         let has = argv.contains("-codec_whitelist");
         let mut f = Finding::new("9-ffprobe-codec-whitelist");
         f.safe = !argv.is_empty() && has;
-        f.outcome = if argv.is_empty() { "ffprobe-not-run".into() } else if has { "whitelisted".into() } else { "no-codec-whitelist".into() };
-        f.detail = format!("ffprobe argv: {}; safe: -codec_whitelist limited to the accepted codecs", short(argv.lines().next().unwrap_or("")));
+        f.outcome = if argv.is_empty() {
+            "ffprobe-not-run".into()
+        } else if has {
+            "whitelisted".into()
+        } else {
+            "no-codec-whitelist".into()
+        };
+        f.detail = format!(
+            "ffprobe argv: {}; safe: -codec_whitelist limited to the accepted codecs",
+            short(argv.lines().next().unwrap_or(""))
+        );
         Ok(f)
     }
     .await;
