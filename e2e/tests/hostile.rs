@@ -348,8 +348,8 @@ async fn row1_unbounded_output() {
 // =============================================================================================
 // Row 2: originals downloaded whole for a byte
 
-/// A 40 MiB file (H.264 of lavfi noise, padded to exactly 40 MiB with a second copy's bytes is
-/// not needed: originals are served as bytes, so the size is what matters).
+/// A 40 MiB original: 8 s of H.264 lavfi noise (~45 Mbit/s), resized to exactly 40 MiB.
+/// Originals are relayed as bytes, never decoded, so only the size matters.
 fn big_file(media: &Media) -> Result<Vec<u8>> {
     let out = media.path().join("big.mp4");
     lavfi_video(
