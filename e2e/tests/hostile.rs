@@ -431,7 +431,65 @@ async fn row2_originals_downloaded_whole_for_a_byte() {
         .await;
         row.record_result(name, r);
     }
+    let r = s3_original_ranges(&media, &big).await;
+    row.record_result("2-range-0-0-x10-s3-no-presign", r);
     row.finish();
+}
+
+/// Row 2 for an S3 source without presigning: 10 parallel 1-byte ranges of a 40 MiB object,
+/// the S3 bytes counted by a proxy in front of s3s-fs.
+async fn s3_original_ranges(media: &Media, big: &[u8]) -> Result<Finding> {
+    use vr_e2e::s3::{CountingProxy, S3Server, ACCESS_KEY, SECRET_KEY};
+    ensure!(
+        vr_e2e::s3::s3s_fs().exists(),
+        "s3s-fs is not installed (e2e/s3/install.sh)"
+    );
+    let dir = tempdir()?;
+    let s3 = S3Server::start(dir.path()).await?;
+    s3.bucket("media")?;
+    let obj = dir.path().join("big.mp4");
+    std::fs::write(&obj, big)?;
+    s3.put_file("media", "raw/big.mp4", &obj)?;
+    let proxy = CountingProxy::start(s3.port).await?;
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets)?;
+    std::fs::write(secrets.join("s3-id"), ACCESS_KEY)?;
+    std::fs::write(secrets.join("s3-secret"), SECRET_KEY)?;
+    let mut cfg = Cfg::new(media, 1);
+    cfg.extra_origins = format!(
+        "  - name: bucket\n    matcher: '^/s3/(?P<name>[a-z0-9]+)\\.mp4$'\n    sources:\n      - kind: s3\n        name: store\n        bucket: media\n        endpoint: http://127.0.0.1:{}\n        forcePathStyle: true\n        key: 'raw/${{name}}.mp4'\n        credentials: {{ accessKeyIdFile: {}, secretAccessKeyFile: {} }}\n        presign: {{ transformInput: false, redirectOriginals: false }}\n",
+        proxy.port,
+        secrets.join("s3-id").display(),
+        secrets.join("s3-secret").display()
+    );
+    let (dp, normal) = dataplane(dir.path(), &cfg, &[]).await?;
+    let sampler = Sampler::start(dp.pid());
+    let prober = Prober::start(normal);
+    let before = proxy.bytes();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let url = dp.url("/s3/big.mp4");
+        tasks.push(tokio::spawn(async move {
+            send(client().get(&url).header("range", "bytes=0-0")).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await??.status);
+    }
+    let normal = prober.stop().await;
+    let usage = sampler.stop();
+    let mut f = Finding::new("2-range-0-0-x10-s3-no-presign").usage(&usage);
+    f.normal = Some(normal);
+    f.bytes = proxy.bytes() - before;
+    f.safe = f.bytes <= 10 * (256 << 10) && statuses.iter().all(|s| *s == 206);
+    f.outcome = format!("status={statuses:?},s3_bytes={}", f.bytes).replace(' ', "");
+    f.detail = format!(
+        "GET Range: bytes=0-0 10x /s3/big.mp4 ({} B object, S3 source without presigning, s3s-fs): S3 sent {} B; safe: <= 2621440 (range forwarded as a ranged GetObject)",
+        big.len(),
+        f.bytes
+    );
+    Ok(f)
 }
 
 // =============================================================================================
