@@ -1096,7 +1096,7 @@ fn hup(dp: &DataPlane) {
 #[tokio::test]
 #[ignore = "external: release vr-dataplane, ffmpeg (e2e/run hostile)"]
 async fn row6_rotated_secrets_not_revoked() {
-    use vr_dataplane::signing::{key_from_file_contents, Signer};
+    use vr_dataplane::guard::signing::{key_from_file_contents, Signer};
     let mut row = Row::new("6 rotated secrets");
     let media = Media::make(&["sample"]).expect("media");
     const WITHIN: Duration = Duration::from_secs(10);
@@ -1649,7 +1649,7 @@ async fn row9_smaller_holes() {
 
     // Signed URLs without exp never expire.
     let r: Result<Finding> = async {
-        use vr_dataplane::signing::{key_from_file_contents, Signer};
+        use vr_dataplane::guard::signing::{key_from_file_contents, Signer};
         let dir = tempdir()?;
         std::fs::create_dir_all(dir.path().join("secrets"))?;
         let key_file = dir.path().join("secrets/signing-key");
