@@ -24,10 +24,11 @@ fi
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo test (unit + in-process)"
-if ! cargo test --workspace -q > /tmp/vr-cargo-test.log 2>&1; then
-  cat /tmp/vr-cargo-test.log
+test_log="$(mktemp /tmp/vr-cargo-test.XXXXXX.log)"
+if ! cargo test --workspace -q > "$test_log" 2>&1; then
+  cat "$test_log"
   exit 1
 fi
-grep -E '^test result' /tmp/vr-cargo-test.log
+grep -E '^test result' "$test_log"
 log "e2e suites"
 e2e/run
