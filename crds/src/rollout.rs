@@ -1,11 +1,12 @@
 //! The rollout policy (`VideoResizerConfig.spec.rollout`) and the rollout state the operator
 //! records in status: the step, the weight, the last analysis numbers and the revision history.
 //!
-//! A new revision is served to a share of traffic (the canary) that grows step by step. At every
-//! `analysis.intervalSeconds` the operator compares the canary's numbers with the stable
-//! revision's; a step advances once its pause has passed with at least one passing window and the
-//! latest window passing; the last step promotes (stable := canary), followed by a bake time during which the
-//! new stable is still watched. A failing canary goes to weight 0 at once.
+//! A new revision is served to a share of traffic (the canary) that grows step by step. Every
+//! `analysis.intervalSeconds` the operator looks at the data planes' numbers, adds them to the
+//! rollout's evidence and decides sequentially (`docs/canary-statistics.md`): a canary shown worse
+//! than tolerated with `confidencePercent` goes to weight 0 at once; a step advances once its pause
+//! has passed and the canary is shown within the error tolerances; the last step promotes
+//! (stable := canary), followed by a bake time during which the new stable is still watched.
 //!
 //! Percentages are integers and times are whole seconds (Kubernetes API conventions avoid
 //! floating-point fields in specs); measured rates in status are numbers.
@@ -73,8 +74,8 @@ pub struct RolloutStep {
     /// Percentage of traffic (1–100) sent to the canary during this step.
     #[schemars(range(min = 1, max = 100))]
     pub weight: u32,
-    /// Least time at this step, in seconds. The step advances when this has passed, at least one
-    /// analysis window at this step passed, and the latest window passed.
+    /// Least time at this step, in seconds. The step advances when this has passed and the
+    /// latest look passed (the canary is shown within the error tolerances).
     #[serde(default = "default_pause_seconds")]
     #[schemars(range(max = 86400))]
     pub pause_seconds: u32,
@@ -98,21 +99,28 @@ pub enum ProviderErrorPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisSpec {
-    /// Length of one analysis window, in seconds.
+    /// Time between two looks at the numbers, in seconds. Every look may decide: the
+    /// confidence holds however many looks are taken.
     #[serde(default = "default_interval")]
     #[schemars(range(min = 1, max = 3600))]
     pub interval_seconds: u32,
-    /// Fewest canary requests in a window for a verdict; fewer gives `Inconclusive`, which
-    /// neither advances nor fails the rollout.
+    /// Canary requests since the rollout began before any verdict; fewer gives `Inconclusive`,
+    /// which neither advances nor fails the rollout.
     #[serde(default = "default_min_requests")]
     #[schemars(range(min = 1, max = 1000000))]
     pub min_requests: u32,
-    /// Highest share (percent) of canary requests that may end in a 5xx.
+    /// Probability (percent) that a canary within every tolerance is not rolled back, and that a
+    /// canary worse than a tolerated error increase is not passed, over the whole rollout.
+    #[serde(default = "default_confidence")]
+    #[schemars(range(min = 50, max = 99))]
+    pub confidence_percent: u32,
+    /// Highest share (percent) of canary requests that may end in a 5xx (failed when shown
+    /// above it with `confidencePercent`).
     #[serde(default = "default_max_error_rate")]
     #[schemars(range(max = 100))]
     pub max_error_rate_percent: u32,
-    /// How many percentage points the canary's 5xx share may exceed the stable revision's in the
-    /// same window.
+    /// How many percentage points the canary's 5xx share may exceed the stable revision's
+    /// (since the rollout began): the boundary between a rollback and a pass.
     #[serde(default = "default_max_error_rate_increase")]
     #[schemars(range(max = 100))]
     pub max_error_rate_increase_percent: u32,
@@ -122,26 +130,34 @@ pub struct AnalysisSpec {
     #[serde(default = "default_max_client_error_rate_increase")]
     #[schemars(range(max = 100))]
     pub max_client_error_rate_increase_percent: u32,
-    /// Highest p95 latency of the canary's transformed (cache-miss) requests, in milliseconds.
-    /// No absolute limit when omitted.
+    /// How much slower (percent) the canary may be than the stable revision where the two are
+    /// comparable: requests of the same kind (hits with hits, transforms with transforms) in the
+    /// same pod over the same few seconds. Rounded up to the latency buckets' resolution (with
+    /// the data plane's factor-2 buckets, 50 becomes 100).
+    #[serde(default = "default_max_latency_increase")]
+    #[schemars(range(max = 1000))]
+    pub max_latency_increase_percent: u32,
+    /// Highest p95 latency of the canary's transformed (cache-miss) requests, in milliseconds:
+    /// fails when more than 5 % of them are shown above it. No absolute limit when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3600000))]
     pub max_p95_milliseconds: Option<u32>,
-    /// Highest ratio (percent) of the canary's p95 transformed-request latency to the stable
-    /// revision's, checked when both revisions transformed at least `minRequests / 4` requests in
-    /// the window and the canary's p95 is above `latencyFloorMilliseconds`.
+    /// Deprecated and ignored (kept so existing objects stay valid): a ratio of two p95s of
+    /// revisions sharing the same pods' CPU is noise on a busy node. The latency comparison is
+    /// `maxLatencyIncreasePercent`.
     #[serde(default = "default_max_p95_ratio")]
     #[schemars(range(min = 100, max = 100000))]
     pub max_p95_ratio_percent: u32,
-    /// Latencies below this never fail the ratio rule (noise of fast requests), in milliseconds.
+    /// Latencies below this never count as slower (noise of fast requests), in milliseconds.
     #[serde(default = "default_latency_floor")]
     #[schemars(range(max = 3600000))]
     pub latency_floor_milliseconds: u32,
-    /// Failed windows tolerated: the rollout fails at window `failureLimit + 1`.
+    /// Deprecated and ignored (kept so existing objects stay valid): the confidence already
+    /// accounts for repeated looks.
     #[serde(default = "default_failure_limit")]
     #[schemars(range(max = 100))]
     pub failure_limit: u32,
-    /// Metric read errors in a row that trigger `onProviderError`.
+    /// Metric read errors in a row (looks) that trigger `onProviderError`.
     #[serde(default = "default_consecutive_error_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub consecutive_error_limit: u32,
@@ -155,9 +171,11 @@ impl Default for AnalysisSpec {
         AnalysisSpec {
             interval_seconds: default_interval(),
             min_requests: default_min_requests(),
+            confidence_percent: default_confidence(),
             max_error_rate_percent: default_max_error_rate(),
             max_error_rate_increase_percent: default_max_error_rate_increase(),
             max_client_error_rate_increase_percent: default_max_client_error_rate_increase(),
+            max_latency_increase_percent: default_max_latency_increase(),
             max_p95_milliseconds: None,
             max_p95_ratio_percent: default_max_p95_ratio(),
             latency_floor_milliseconds: default_latency_floor(),
@@ -169,7 +187,13 @@ impl Default for AnalysisSpec {
 }
 
 fn default_interval() -> u32 {
-    5
+    1
+}
+fn default_confidence() -> u32 {
+    99
+}
+fn default_max_latency_increase() -> u32 {
+    50
 }
 fn default_min_requests() -> u32 {
     20
@@ -318,23 +342,91 @@ pub enum RolloutState {
     Baking,
 }
 
-/// One analysis window: the numbers and the verdict.
+/// One look at the canary: the evidence since the rollout (or bake) began and the decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisResult {
-    /// `Pass`, `Fail`, `Inconclusive` or `Error`.
+    /// `Pass`, `Fail`, `Inconclusive` (too little evidence, or not decided yet) or `Error`.
     pub verdict: Verdict,
-    /// End of the window (RFC 3339).
+    /// Time of the look (RFC 3339).
     pub time: String,
-    /// Length of the window in seconds.
+    /// Seconds of evidence: since the rollout (or bake) began.
     pub window_seconds: u32,
-    /// The canary's numbers.
+    /// The canary's numbers since the rollout (or bake) began.
     pub canary: RevisionNumbers,
-    /// The stable revision's numbers.
+    /// The stable revision's numbers since the rollout began.
     pub stable: RevisionNumbers,
-    /// Why the verdict is what it is (each broken rule with its numbers, or why no verdict).
+    /// Why the verdict is what it is: the evidence that decided and how strong it was, or why
+    /// nothing is decided yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+    /// The rule that decided a `Fail`: `ErrorRate`, `ErrorRateIncrease`,
+    /// `ClientErrorRateIncrease`, `LatencyIncrease`, `LatencyLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Anytime-valid p-value of the decision (`Fail`: of its rule; `Pass`: of the pass): the
+    /// smallest `1 − confidence` at which it would have been reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// The accumulated evidence (a new operator leader resumes the same test from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<AnalysisEvidence>,
+}
+
+/// Everything a rollout's sequential test has seen (see `docs/canary-statistics.md`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisEvidence {
+    /// Looks taken.
+    pub looks: u64,
+    /// Seconds since the rollout (or bake) began, at the last look.
+    pub seconds: f64,
+    /// Canary requests and errors.
+    pub canary: ErrorCounts,
+    /// Stable requests and errors.
+    pub stable: ErrorCounts,
+    /// Latency comparisons within pods, kinds and time blocks.
+    pub latency: LatencyEvidence,
+    /// Canary transforms against `maxP95Milliseconds`.
+    pub limit: LimitEvidence,
+}
+
+/// Requests of one revision, and those that ended in a 5xx or a 4xx.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorCounts {
+    pub requests: u64,
+    pub server_errors: u64,
+    pub client_errors: u64,
+}
+
+/// Pairs of canary and stable latencies compared in the same pod, kind and time block.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyEvidence {
+    /// Untied pair trials (fractional: expected over random pairings).
+    pub trials: f64,
+    /// Of which the canary was slower than `factor ×` stable.
+    pub slower: f64,
+    /// Blocks compared (both revisions observed).
+    pub blocks: u64,
+    /// Canary observations in those blocks.
+    pub canary_observations: u64,
+    /// Stable observations in those blocks.
+    pub stable_observations: u64,
+    /// The tolerated factor applied (the tolerance rounded up to the bucket grid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// Blocks left out (buckets that could not be compared).
+    pub skipped_blocks: u64,
+}
+
+/// Canary transforms, and those certainly above `maxP95Milliseconds`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitEvidence {
+    pub observations: u64,
+    pub above: u64,
 }
 
 /// Verdict of one analysis window.

@@ -3,16 +3,17 @@
 //! (`vr-operator`) reads the world, calls in here, and performs what comes back.
 //!
 //! Arrows point one way: [`reason`] and [`model`] (the vocabulary and the observed world) ←
-//! [`verdict`] (one analysis window → a verdict; verdicts → a decision; the window policy) ←
+//! [`verdict`] (each look → the rollout's evidence → a sequential decision; the look policy) ←
 //! [`rollout`] (the canary state machine, phase by phase) ← [`plan`] (revisions, the rollout
 //! step, conditions, status and the declared children of one config).
 //!
 //! Flows that live here:
 //! * CR → revision → pointer: [`plan::plan`] renders the spec, numbers the revision
 //!   ([`plan::revisions`]) and asks [`rollout::step`] which revisions the pointer names.
-//! * Rollout window → verdict → step: [`verdict::policy`] says when a window is due and how it
-//!   is judged, [`verdict::judge`] judges the numbers, [`verdict::Tally`] turns verdicts into a
-//!   decision, and [`rollout::step`] acts on it.
+//! * Rollout look → verdict → step: [`verdict::policy`] says when a look is due,
+//!   [`verdict::look_result`] adds its numbers to the evidence and decides (`vr_verdict`),
+//!   [`verdict::Tally`] turns results into what the rollout does, and [`rollout::step`] acts
+//!   on it.
 
 pub mod model;
 pub mod observe;

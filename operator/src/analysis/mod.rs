@@ -1,12 +1,14 @@
-//! Canary analysis providers: where a window's numbers come from (a [`Provider`]: direct
-//! scraping of the data-plane pods, or Prometheus). What the numbers mean is decided in the
-//! core ([`vr_operator_core::verdict`]); this module only measures.
+//! Canary analysis providers: where a look's numbers come from (a [`Provider`]: direct
+//! scraping of the data-plane pods, or Prometheus), and the evidence each running rollout has
+//! gathered ([`Analyzer::with_evidence`]). What the numbers mean is decided in the core
+//! ([`vr_operator_core::verdict`]); this module only measures and remembers.
 //!
-//! One analysis step for the rollout controller:
-//! 1. `analyzer.sample(&spec.analysis, &query).await` → a [`Sample`] (a window of numbers for the
-//!    canary and the stable revision, or "no window yet"), or a [`ProviderError`];
-//! 2. [`analyse`] (in the core) turns that into the `AnalysisResult` to record (`Pass`,
-//!    `Fail`, `Inconclusive` or `Error` with reasons);
+//! One look for the rollout controller:
+//! 1. `analyzer.sample(&spec.analysis, &query).await` → a [`Sample`] (a look at the canary and
+//!    the stable revision: counts and per-pod latency histograms, or "no look yet"), or a
+//!    [`ProviderError`];
+//! 2. `look_result` (in the core) adds it to the rollout's evidence and decides sequentially
+//!    (`Pass`, `Fail`, `Inconclusive` or `Error` with the evidence that decided);
 //! 3. [`Tally::observe`] (restored from and written back to `status.rollout`) says whether to
 //!    continue, roll back, or apply `onProviderError`.
 
@@ -24,9 +26,8 @@ use vr_crds::rollout::{AnalysisSpec, ProviderType};
 
 pub use prometheus::{query_window, PrometheusError, PrometheusProvider};
 pub use scrape::{ScrapeError, Snapshot};
-pub use vr_operator_core::verdict::{
-    analyse, judge, refused_canary, Decision, Sample, Tally, Window,
-};
+pub use vr_operator_core::verdict::{refused_canary, Decision, Sample, Tally, Window};
+use vr_verdict::{Counts, Evidence, Look};
 
 /// What to measure: one config's canary against its stable revision.
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +41,9 @@ pub struct WindowQuery<'a> {
     pub canary: &'a str,
     /// Revision label of the stable revision.
     pub stable: &'a str,
-    /// Prometheus: the query range (pass [`query_window`] of the interval and the scrape
-    /// interval). Scrape: unused, the window is the time since the previous scrape.
+    /// Prometheus: the query range, the time since the rollout began (pass [`query_window`]
+    /// of it and the scrape interval). Scrape: unused, a look covers the time since the
+    /// previous scrape.
     pub window: Duration,
     /// Scrape: `host:port` of the metrics listener of every ready data-plane pod (from the
     /// Service's EndpointSlices). Prometheus: unused.
@@ -186,6 +188,20 @@ impl ScrapeProvider {
                 w.restarted
             ));
         }
+        let mut look = Look {
+            canary: counts(&w.total, query.canary),
+            stable: counts(&w.total, query.stable),
+            ..Look::default()
+        };
+        for (addr, delta) in &w.pods {
+            look.latency.extend(scrape::pod_latency(
+                addr,
+                delta,
+                query.canary,
+                query.stable,
+                &mut notes,
+            ));
+        }
         let loaded = current
             .values()
             .filter(|s| {
@@ -194,13 +210,19 @@ impl ScrapeProvider {
             })
             .count();
         Ok(Sample::Window(Window {
-            canary: w.total.numbers(query.canary),
-            stable: w.total.numbers(query.stable),
+            look,
+            totals: false,
             window_seconds: whole_seconds(at.saturating_duration_since(previous.at)),
             notes,
             canary_loaded: Some((loaded, pods)),
         }))
     }
+}
+
+/// A revision's request counts in summed deltas.
+fn counts(total: &Snapshot, revision: &str) -> Counts {
+    let n = total.numbers(revision);
+    Counts::new(n.requests, n.server_errors, n.client_errors)
 }
 
 impl Provider for ScrapeProvider {
@@ -213,16 +235,25 @@ impl Provider for ScrapeProvider {
 }
 
 impl PrometheusProvider {
-    /// Queries both revisions over `query.window`.
+    /// Queries both revisions' totals over `query.window` (the time since the rollout
+    /// began): the core turns them into deltas against the evidence. The latency rules get no
+    /// per-pod histograms from Prometheus (see `docs/canary-statistics.md`).
     pub async fn sample_window(&self, query: &WindowQuery<'_>) -> Result<Sample, ProviderError> {
         let (canary, stable) = futures_util::future::try_join(
             self.revision_numbers(query.canary, query.window, query.namespace),
             self.revision_numbers(query.stable, query.window, query.namespace),
         )
         .await?;
+        let c = |n: &vr_crds::rollout::RevisionNumbers| {
+            Counts::new(n.requests, n.server_errors, n.client_errors)
+        };
         Ok(Sample::Window(Window {
-            canary,
-            stable,
+            look: Look {
+                canary: c(&canary),
+                stable: c(&stable),
+                ..Look::default()
+            },
+            totals: true,
             window_seconds: whole_seconds(query.window),
             notes: Vec::new(),
             canary_loaded: None,
@@ -245,6 +276,9 @@ impl Provider for PrometheusProvider {
 pub struct Analyzer {
     client: reqwest::Client,
     scrape: ScrapeProvider,
+    /// Per config key: the rollout phase the evidence belongs to, and the evidence. Kept in
+    /// memory between looks (open latency blocks are not in status).
+    evidence: Mutex<HashMap<String, (String, Evidence)>>,
 }
 
 impl Analyzer {
@@ -258,7 +292,39 @@ impl Analyzer {
         Ok(Analyzer {
             scrape: ScrapeProvider::new(client.clone(), scrape_timeout),
             client,
+            evidence: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Runs `f` on the evidence of `key` for the rollout phase `phase` (e.g. the canary
+    /// revision and when its rollout began): the evidence kept in memory when it belongs to
+    /// `phase`, else `restored` (from status: a new leader, or the phase changed).
+    pub fn with_evidence<T>(
+        &self,
+        key: &str,
+        phase: &str,
+        restored: impl FnOnce() -> Evidence,
+        f: impl FnOnce(&mut Evidence) -> T,
+    ) -> T {
+        let mut map = self
+            .evidence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map
+            .entry(key.to_owned())
+            .or_insert_with(|| (String::new(), Evidence::default()));
+        if entry.0 != phase {
+            *entry = (phase.to_owned(), restored());
+        }
+        f(&mut entry.1)
+    }
+
+    /// Forgets the evidence of `key` (a rollout or bake began, or the config is gone).
+    pub fn forget_evidence(&self, key: &str) {
+        self.evidence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
     }
 
     /// The scrape provider (to [`ScrapeProvider::forget`] a key).
@@ -344,9 +410,10 @@ mod tests {
         let spec = AnalysisSpec::default();
         let first = analyzer.sample(&spec, &q).await;
         assert!(matches!(first, Ok(Sample::Baseline { .. })), "{first:?}");
-        let r = analyse(&spec, &first, Timestamp::UNIX_EPOCH);
-        assert_eq!(r.verdict, Verdict::Inconclusive);
-        assert!(r.reasons[0].contains("baseline"));
+        let Ok(Sample::Baseline { reason }) = &first else {
+            panic!("{first:?}")
+        };
+        assert!(reason.contains("baseline"));
 
         *page_a.lock().unwrap() = page(30, 10, 200);
         *page_b.lock().unwrap() = page(20, 0, 150);
@@ -354,16 +421,29 @@ mod tests {
         let Ok(Sample::Window(w)) = &second else {
             panic!("{second:?}")
         };
-        assert_eq!(w.canary.requests, 50);
-        assert_eq!(w.canary.server_errors, 10);
-        assert_eq!(w.canary.transformed, 40);
-        assert_eq!(w.stable.requests, 200);
-        let r = analyse(&spec, &second, Timestamp::UNIX_EPOCH);
-        assert_eq!(r.verdict, Verdict::Fail);
-        assert_eq!(
-            r.reasons[0],
-            "canary 5xx 20% (10/50) > maxErrorRatePercent 5"
-        );
+        assert_eq!(w.look.canary, Counts::new(50, 10, 0));
+        assert_eq!(w.look.stable, Counts::new(200, 0, 0));
+        assert!(!w.totals, "scrapes are deltas");
+        // A look the core decides on: 10 of 50 canary requests failing against none of 200.
+        let mut e = Evidence::default();
+        let ro = vr_crds::rollout::RolloutStatus {
+            revision: "r2".into(),
+            started_at: Timestamp::UNIX_EPOCH.to_string(),
+            ..Default::default()
+        };
+        let r = analyzer.with_evidence("ns/video", "r2", Evidence::default, |e| {
+            vr_operator_core::verdict::look_result(
+                &vr_crds::rollout::RolloutSpec::default(),
+                &ro,
+                e,
+                &second,
+                Timestamp::UNIX_EPOCH,
+                &mut Vec::new(),
+            )
+        });
+        e.canary = Counts::new(50, 10, 0);
+        assert_eq!(r.canary.requests, e.canary.requests);
+        assert_eq!(r.verdict, Verdict::Fail, "{:?}", r.reasons);
 
         analyzer.scrape().forget("ns/video");
         let again = analyzer.sample(&spec, &q).await;
@@ -400,10 +480,6 @@ mod tests {
             matches!(err, Err(ProviderError::NoPodReadable { pods: 1, .. })),
             "{err:?}"
         );
-        assert_eq!(
-            analyse(&spec, &err, Timestamp::UNIX_EPOCH).verdict,
-            Verdict::Error
-        );
         q.addresses = &[];
         assert!(matches!(
             analyzer.sample(&spec, &q).await,
@@ -414,7 +490,7 @@ mod tests {
         let Ok(Sample::Window(w)) = analyzer.sample(&spec, &q).await else {
             panic!("window expected")
         };
-        assert_eq!(w.canary.requests, 30);
+        assert_eq!(w.look.canary.requests, 30);
         assert!(
             w.notes.iter().any(|n| n.contains("unreadable")),
             "{:?}",

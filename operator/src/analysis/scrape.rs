@@ -6,8 +6,12 @@
 //!   (`cache="MISS"`; a series without a `cache` label counts as transformed, since it cannot be
 //!   told apart). Series of both roles are summed: a revision's numbers do not depend on whether
 //!   it is called stable or canary at the moment.
-//! - **Latency** (`vr_request_duration_seconds_bucket`): only `cache="MISS"` series when the
-//!   family carries a `cache` label (transformed requests); without the label, all requests.
+//! - **Latency** (`vr_request_duration_seconds_bucket`): per revision and request kind, the kind
+//!   from the `cache` label ([`kind_of`]: `MISS` → `transform`, `HIT` → `hit`, …; `ERROR` left
+//!   out: failures are the error test's business). Without the label, all requests are one kind,
+//!   `transform` (they cannot be told apart). The per-pod deltas are what the sequential latency
+//!   test compares ([`pod_latency`]): canary and stable requests of one pod, one kind, one time
+//!   block.
 //! - **Deltas per pod**: `current - previous`. If any counter or bucket of a pod went down, the
 //!   pod restarted between the scrapes and its whole current page is the delta (the requests it
 //!   served before restarting and after the previous scrape are lost, as in Prometheus). A pod
@@ -25,6 +29,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use vr_crds::contract::metrics as metric;
 use vr_crds::rollout::RevisionNumbers;
+use vr_verdict::{Histogram, PodLatency, TRANSFORM};
 
 use super::exposition::{self, ParseError};
 
@@ -129,10 +134,21 @@ pub struct RevisionCounters {
     pub server_errors: f64,
     pub client_errors: f64,
     pub transformed: f64,
-    /// Latency buckets of transformed requests (seconds).
-    pub miss_latency: Buckets,
-    /// Latency buckets of series without a `cache` label (seconds).
-    pub unlabelled_latency: Buckets,
+    /// Latency buckets (seconds) per request kind ([`kind_of`]).
+    pub latency: BTreeMap<String, Buckets>,
+}
+
+/// The request kind of a `cache` label value, as the latency test compares them (`None`:
+/// left out). A series without the label counts as a transform.
+pub fn kind_of(cache: Option<&str>) -> Option<&'static str> {
+    match cache {
+        None | Some(metric::CACHE_MISS) => Some(TRANSFORM),
+        Some("HIT") => Some("hit"),
+        Some("COLLAPSED") => Some("collapsed"),
+        Some("BYPASS") => Some("bypass"),
+        Some("ERROR") => None,
+        Some(_) => Some("other"),
+    }
 }
 
 impl RevisionCounters {
@@ -143,10 +159,25 @@ impl RevisionCounters {
             server_errors: d(self.server_errors, previous.server_errors)?,
             client_errors: d(self.client_errors, previous.client_errors)?,
             transformed: d(self.transformed, previous.transformed)?,
-            miss_latency: self.miss_latency.delta(&previous.miss_latency)?,
-            unlabelled_latency: self
-                .unlabelled_latency
-                .delta(&previous.unlabelled_latency)?,
+            latency: {
+                let empty = Buckets::default();
+                let mut out = BTreeMap::new();
+                for (kind, b) in &self.latency {
+                    out.insert(
+                        kind.clone(),
+                        b.delta(previous.latency.get(kind).unwrap_or(&empty))?,
+                    );
+                }
+                // A kind present before but gone now is also a reset.
+                if previous
+                    .latency
+                    .iter()
+                    .any(|(k, b)| !self.latency.contains_key(k) && b.0.iter().any(|x| x.1 > 0.0))
+                {
+                    return None;
+                }
+                out
+            },
         })
     }
 
@@ -155,17 +186,15 @@ impl RevisionCounters {
         self.server_errors += other.server_errors;
         self.client_errors += other.client_errors;
         self.transformed += other.transformed;
-        self.miss_latency.merge(&other.miss_latency);
-        self.unlabelled_latency.merge(&other.unlabelled_latency);
+        for (kind, b) in &other.latency {
+            self.latency.entry(kind.clone()).or_default().merge(b);
+        }
     }
 
     /// The numbers of a window (these counters being deltas).
     pub fn numbers(&self) -> RevisionNumbers {
-        let latency = if self.miss_latency.as_slice().is_empty() {
-            &self.unlabelled_latency
-        } else {
-            &self.miss_latency
-        };
+        let none = Buckets::default();
+        let latency = self.latency.get(TRANSFORM).unwrap_or(&none);
         RevisionNumbers {
             requests: count(self.requests),
             server_errors: count(self.server_errors),
@@ -234,10 +263,12 @@ impl Snapshot {
                 let Some(le) = s.label(metric::LABEL_LE).and_then(parse_le) else {
                     continue;
                 };
-                match s.label(metric::LABEL_CACHE) {
-                    Some(metric::CACHE_MISS) => counters.miss_latency.add(le, s.value),
-                    Some(_) => {}
-                    None => counters.unlabelled_latency.add(le, s.value),
+                if let Some(kind) = kind_of(s.label(metric::LABEL_CACHE)) {
+                    counters
+                        .latency
+                        .entry(kind.to_owned())
+                        .or_default()
+                        .add(le, s.value);
                 }
             }
         }
@@ -302,6 +333,8 @@ pub struct PodWindows {
     pub baseline_only: usize,
     /// Pods whose counters went down (restarted; their whole page counted).
     pub restarted: usize,
+    /// Each counted pod's deltas, by address.
+    pub pods: BTreeMap<String, Snapshot>,
 }
 
 /// Sums the per-pod deltas of `current` against `previous` (keyed by pod address).
@@ -317,12 +350,57 @@ pub fn window(
         };
         let (delta, restarted) = cur.delta(prev);
         w.total.merge(&delta);
+        w.pods.insert(addr.clone(), delta);
         w.counted += 1;
         if restarted {
             w.restarted += 1;
         }
     }
     w
+}
+
+/// The latency deltas of one pod (`delta`, from [`Snapshot::delta`]) as the sequential test
+/// takes them: per kind, the canary's and the stable revision's histograms. Kinds neither
+/// revision served are left out; buckets that do not form a histogram are left out with a note.
+pub fn pod_latency(
+    pod: &str,
+    delta: &Snapshot,
+    canary: &str,
+    stable: &str,
+    notes: &mut Vec<String>,
+) -> Vec<PodLatency> {
+    let none = RevisionCounters::default();
+    let c = delta.revisions.get(canary).unwrap_or(&none);
+    let s = delta.revisions.get(stable).unwrap_or(&none);
+    let kinds: std::collections::BTreeSet<&String> =
+        c.latency.keys().chain(s.latency.keys()).collect();
+    let mut out = Vec::new();
+    for kind in kinds {
+        let hist = |r: &RevisionCounters| {
+            r.latency
+                .get(kind)
+                .map(|b| Histogram::from_cumulative(b.as_slice()))
+        };
+        let pair = match (hist(c), hist(s)) {
+            (Some(a), Some(b)) => a.and_then(|a| Ok((a, b?))),
+            (Some(a), None) => {
+                a.and_then(|a| Ok((a.clone(), Histogram::empty(a.bounds().to_vec())?)))
+            }
+            (None, Some(b)) => b.and_then(|b| Ok((Histogram::empty(b.bounds().to_vec())?, b))),
+            (None, None) => continue,
+        };
+        match pair {
+            Ok((canary, stable)) if canary.total() + stable.total() > 0 => out.push(PodLatency {
+                pod: pod.to_owned(),
+                kind: kind.clone(),
+                canary,
+                stable,
+            }),
+            Ok(_) => {}
+            Err(e) => notes.push(format!("pod {pod} latency of kind {kind}: {e}; left out")),
+        }
+    }
+    out
 }
 
 /// Why one pod could not be read.

@@ -164,6 +164,7 @@ async fn perform(
         && cfg.status.as_ref().is_some_and(|s| s.rollout.is_some())
     {
         ctx.analyzer.scrape().forget(at.key);
+        ctx.analyzer.forget_evidence(at.key);
     }
     act::prune(client, ns, &plan.prune).await?;
     if !plan.status_first {

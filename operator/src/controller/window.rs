@@ -1,6 +1,8 @@
-//! The analysis window of a running rollout, measured: when [`policy::window_due`] says a
-//! window has ended, the provider the spec names samples it and [`policy::window_result`]
-//! judges it. Also the metrics baseline taken when a rollout or bake begins.
+//! One look at a running rollout, measured and decided: when [`policy::window_due`] says a
+//! look is due, the provider the spec names samples the data planes and
+//! [`verdict::look_result`] adds it to the rollout's evidence (kept by the analyzer between
+//! looks, restored from status by a new leader) and decides sequentially. Also the metrics
+//! baseline taken when a rollout or bake begins.
 
 use super::context::Context;
 use crate::analysis::{self, WindowQuery};
@@ -9,7 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use std::time::Duration;
 use vr_crds::resources::VideoResizerConfig;
 use vr_crds::rollout::{AnalysisResult, RolloutStatus, Verdict};
-use vr_operator_core::verdict::{policy, Sample};
+use vr_operator_core::verdict::{self, policy, sequential, Sample};
 
 /// The scrape interval assumed for Prometheus range queries (`increase` needs two samples in
 /// the window).
@@ -23,7 +25,7 @@ pub struct Target<'a> {
     pub addresses: &'a [String],
 }
 
-/// Measures the analysis window of `cfg`'s running rollout if one has ended.
+/// Takes a look at `cfg`'s running rollout if one is due, and decides on the evidence.
 pub async fn measure(
     ctx: &Context,
     cfg: &VideoResizerConfig,
@@ -35,8 +37,9 @@ pub async fn measure(
     if !policy::window_due(policy, ro, now) {
         return None;
     }
-    let spec = policy::window_spec(policy, ro);
-    let interval = Duration::from_secs(spec.interval_seconds.max(1).into());
+    let started = sequential::evidence_start(ro);
+    // Prometheus: totals since the evidence began (the core takes the deltas).
+    let since = Duration::from_secs_f64(policy::secs_since(started, now).clamp(1.0, 86_400.0));
     let query = WindowQuery {
         key: at.key,
         namespace: at.namespace,
@@ -44,24 +47,39 @@ pub async fn measure(
         // During a bake the previous revision takes no traffic; its (empty) numbers are not
         // compared (absolute limits only).
         stable: &ro.previous_revision,
-        window: analysis::query_window(interval, PROMETHEUS_SCRAPE_INTERVAL),
+        window: analysis::query_window(since, PROMETHEUS_SCRAPE_INTERVAL),
         addresses: at.addresses,
     };
-    let sampled = ctx.analyzer.sample(&spec, &query).await;
+    let sampled = ctx.analyzer.sample(&policy.analysis, &query).await;
+    let mut notes = Vec::new();
     if let Ok(Sample::Window(w)) = &sampled {
-        for note in &w.notes {
-            tracing::info!(config = %at.key, %note, "analysis");
-        }
+        notes.extend(w.notes.iter().cloned());
     }
-    let result = policy::window_result(&spec, ro, &sampled, now);
+    let phase = format!(
+        "{}@{}/{:?}",
+        ro.revision,
+        started,
+        ro.state == vr_crds::rollout::RolloutState::Baking
+    );
+    let result = ctx.analyzer.with_evidence(
+        at.key,
+        &phase,
+        || verdict::restore(ro),
+        |e| verdict::look_result(policy, ro, e, &sampled, now, &mut notes),
+    );
+    for note in &notes {
+        tracing::info!(config = %at.key, %note, "analysis");
+    }
     tracing::info!(
         config = %at.key,
         canary = %ro.revision,
         verdict = ?result.verdict,
         canary_requests = result.canary.requests,
         stable_requests = result.stable.requests,
+        rule = result.rule.as_deref().unwrap_or(""),
+        p_value = result.p_value.unwrap_or(1.0),
         reasons = %result.reasons.join("; "),
-        "analysis window"
+        "analysis look"
     );
     let verdict = match result.verdict {
         Verdict::Pass => "pass",
@@ -79,6 +97,7 @@ pub async fn measure(
 /// Window 1 starts now (a rollout or bake began): records where every pod's counters stand.
 pub async fn baseline(ctx: &Context, ro: Option<&RolloutStatus>, at: &Target<'_>) {
     ctx.analyzer.scrape().forget(at.key);
+    ctx.analyzer.forget_evidence(at.key);
     let query = WindowQuery {
         key: at.key,
         namespace: at.namespace,

@@ -1,5 +1,5 @@
 //! The bake: after a promotion the new stable revision is watched for `bakeSeconds` against
-//! the absolute limits (judged so by [`crate::verdict::policy::window_spec`]); a failing window
+//! the absolute limits (judged so by [`crate::verdict::policy_of`]); a failing look
 //! rolls back to the revision that was stable before.
 
 use super::canary::next_wake;

@@ -1,5 +1,7 @@
-//! Verdicts over a rollout: [`Tally`] counts the windows' verdicts (restored from and written
+//! Verdicts over a rollout: [`Tally`] counts the looks' verdicts (restored from and written
 //! back to `status.rollout`) and says whether to continue, fail or apply `onProviderError`.
+//! A failed look fails the rollout at once: the sequential decision already accounts for
+//! repeated looks, so `failureLimit` is ignored (deprecated).
 
 use serde::{Deserialize, Serialize};
 use vr_crds::rollout::{AnalysisSpec, RolloutStatus, Verdict};
@@ -7,10 +9,9 @@ use vr_crds::rollout::{AnalysisSpec, RolloutStatus, Verdict};
 /// What the rollout should do after a window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Keep going (a pass, an inconclusive window, a tolerated failure, or an error below the
-    /// limit).
+    /// Keep going (a pass, an inconclusive look, or an error below the limit).
     Continue,
-    /// More than `failureLimit` windows failed: roll back.
+    /// A look failed: roll back.
     Fail { reason: String },
     /// `consecutiveErrorLimit` reads in a row failed: apply `onProviderError`.
     ProviderError { reason: String },
@@ -21,8 +22,8 @@ pub enum Decision {
 /// resumes exactly where the last one stopped ([`Tally::from_status`], [`Tally::write_to`]).
 ///
 /// Guarantees of [`Tally::observe`]:
-/// - `Fail` exactly when this window makes `failedWindows` exceed `failureLimit`, and on every
-///   later window (a failed rollout stays failed until the caller starts a new tally);
+/// - `Fail` on the first failed look, and on every later one (a failed rollout stays failed
+///   until the caller starts a new tally);
 /// - otherwise `ProviderError` when `consecutiveErrors` reaches `consecutiveErrorLimit`
 ///   (and on every further error); any other verdict resets the run of errors;
 /// - `Inconclusive` never fails and never counts as a pass; `Error` is not a failure.
@@ -63,9 +64,9 @@ impl Tally {
         self.passed_windows = 0;
     }
 
-    /// Whether the rollout has failed (more than `failure_limit` failed windows).
-    pub fn failed(&self, spec: &AnalysisSpec) -> bool {
-        self.failed_windows > spec.failure_limit
+    /// Whether the rollout has failed (a failed look).
+    pub fn failed(&self) -> bool {
+        self.failed_windows > 0
     }
 
     /// Counts one window's verdict and says what to do.
@@ -81,12 +82,9 @@ impl Tally {
         if verdict != Verdict::Error {
             self.consecutive_errors = 0;
         }
-        if self.failed(spec) {
+        if self.failed() {
             return Decision::Fail {
-                reason: format!(
-                    "{} failed analysis windows > failureLimit {}",
-                    self.failed_windows, spec.failure_limit
-                ),
+                reason: "the canary failed its analysis".into(),
             };
         }
         if self.consecutive_errors >= spec.consecutive_error_limit.max(1) {
@@ -98,5 +96,64 @@ impl Tally {
             };
         }
         Decision::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failed_look_fails_whatever_the_failure_limit() {
+        let spec = AnalysisSpec {
+            failure_limit: 5,
+            ..AnalysisSpec::default()
+        };
+        let mut t = Tally::default();
+        assert_eq!(t.observe(&spec, Verdict::Inconclusive), Decision::Continue);
+        assert_eq!(t.observe(&spec, Verdict::Pass), Decision::Continue);
+        assert!(matches!(
+            t.observe(&spec, Verdict::Fail),
+            Decision::Fail { .. }
+        ));
+        assert!(matches!(
+            t.observe(&spec, Verdict::Pass),
+            Decision::Fail { .. }
+        ));
+        assert_eq!(t.passed_windows, 2);
+        assert_eq!(t.inconclusive_windows, 1);
+    }
+
+    #[test]
+    fn provider_errors_in_a_row_reach_the_limit_and_any_other_verdict_resets_them() {
+        let spec = AnalysisSpec::default();
+        let mut t = Tally::default();
+        assert_eq!(t.observe(&spec, Verdict::Error), Decision::Continue);
+        assert_eq!(t.observe(&spec, Verdict::Error), Decision::Continue);
+        assert_eq!(t.observe(&spec, Verdict::Inconclusive), Decision::Continue);
+        assert_eq!(t.consecutive_errors, 0);
+        for _ in 0..2 {
+            t.observe(&spec, Verdict::Error);
+        }
+        assert!(matches!(
+            t.observe(&spec, Verdict::Error),
+            Decision::ProviderError { .. }
+        ));
+    }
+
+    #[test]
+    fn the_tally_round_trips_through_status_and_a_new_step_resets_only_passes() {
+        let mut t = Tally {
+            passed_windows: 3,
+            failed_windows: 0,
+            inconclusive_windows: 7,
+            consecutive_errors: 1,
+        };
+        let mut st = RolloutStatus::default();
+        t.write_to(&mut st);
+        assert_eq!(Tally::from_status(&st), t);
+        t.next_step();
+        assert_eq!(t.passed_windows, 0);
+        assert_eq!(t.inconclusive_windows, 7);
     }
 }

@@ -1,22 +1,24 @@
-//! What a provider measured for one window ([`Sample`], [`Window`]) and the result to record
-//! for it ([`analyse`]). Providers (direct scraping, Prometheus) live in the acting crate; they
-//! hand their numbers over in these types.
+//! What a provider measured at one look ([`Sample`], [`Window`]). Providers (direct scraping,
+//! Prometheus) live in the acting crate; they hand their numbers over in these types, and
+//! [`super::sequential`] adds them to the rollout's evidence.
 
-use super::judge::{error_result, judge, no_window_result};
-use k8s_openapi::jiff::Timestamp;
-use std::fmt::Display;
-use vr_crds::rollout::{AnalysisResult, AnalysisSpec, RevisionNumbers};
+use vr_verdict::Look;
 
-/// One window of numbers.
+/// What the data planes did, as one provider read it at one look.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Window {
-    pub canary: RevisionNumbers,
-    pub stable: RevisionNumbers,
-    /// Length of the window (scrape: measured between the two scrapes; Prometheus: the query
-    /// range), whole seconds rounded to nearest, at least 1.
+    /// The look: request counts of both revisions and per-pod latency histograms per kind.
+    /// `at_seconds` is set by the core (seconds since the rollout began), not by the provider.
+    pub look: Look,
+    /// How `look`'s counts are meant: deltas since the previous look (scrape), or totals since
+    /// the rollout began (Prometheus: `increase()` over that time), which the core turns into
+    /// deltas against the evidence so far.
+    pub totals: bool,
+    /// Length of the interval the look covers in seconds (scrape: between the two scrapes), at
+    /// least 1. Informational.
     pub window_seconds: u32,
     /// What the operator should log about how the numbers were obtained (unreadable pods, pods
-    /// that restarted, pods counted from the next window). Not verdict reasons.
+    /// that restarted, pods counted from the next look). Not verdict reasons.
     pub notes: Vec<String>,
     /// Scrape only: (pods that have the canary loaded in the canary role, pods read). A canary
     /// no pod loaded was refused by the data planes (see [`refused_canary`]).
@@ -26,10 +28,11 @@ pub struct Window {
 /// What a provider measured.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample {
-    /// A window of numbers to judge.
+    /// A look at the numbers.
     Window(Window),
-    /// No window yet: the scrape provider only recorded a baseline (first call for this key
-    /// since the operator started, or no pod had been read before). Recorded as `Inconclusive`.
+    /// Nothing to add yet: the scrape provider only recorded a baseline (first call for this
+    /// key since the operator started, or no pod had been read before). Recorded as
+    /// `Inconclusive`.
     Baseline { reason: String },
 }
 
@@ -44,21 +47,5 @@ pub fn refused_canary(window: &Window, canary: &str) -> Option<String> {
              (see vr_config_loads_total{{outcome=\"invalid\"}} and the data-plane logs)"
         )),
         _ => None,
-    }
-}
-
-/// The analysis result to record for a provider's answer: judged numbers, `Inconclusive` for
-/// "no window yet", `Error` with the provider's message.
-pub fn analyse<E: Display>(
-    spec: &AnalysisSpec,
-    sampled: &Result<Sample, E>,
-    now: Timestamp,
-) -> AnalysisResult {
-    match sampled {
-        Ok(Sample::Window(w)) => judge(spec, &w.canary, &w.stable, w.window_seconds, now),
-        Ok(Sample::Baseline { reason }) => {
-            no_window_result(spec.interval_seconds, now, reason.clone())
-        }
-        Err(e) => error_result(spec.interval_seconds, now, e.to_string()),
     }
 }
