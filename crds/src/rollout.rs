@@ -395,8 +395,11 @@ pub struct AnalysisEvidence {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorCounts {
+    /// Requests served.
     pub requests: u64,
+    /// Requests that ended in a 5xx.
     pub server_errors: u64,
+    /// Requests that ended in a 4xx.
     pub client_errors: u64,
 }
 
@@ -425,7 +428,10 @@ pub struct LatencyEvidence {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitEvidence {
+    /// Canary transforms observed.
     pub observations: u64,
+    /// Of which certainly above `maxP95Milliseconds` (in buckets whose lower bound is at least
+    /// the limit).
     pub above: u64,
 }
 
