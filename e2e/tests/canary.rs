@@ -5,6 +5,11 @@
 //! `10.244.0.0/24` is local: data planes listen on "pod addresses" the API accepts in
 //! EndpointSlices, so the operator scrapes them as it would in a cluster, and no traffic leaves
 //! the namespace.
+//!
+//! The measured scenarios repeat as often as `VR_CANARY_BAD_RUNS` (default 10),
+//! `VR_CANARY_HEALTHY_RUNS` (default 3) and `VR_CANARY_LATENCY_RUNS` (default 1) say; the full
+//! counts of issue 16 are
+//! `VR_CANARY_HEALTHY_RUNS=20 VR_CANARY_LATENCY_RUNS=10 e2e/run canary`.
 
 use anyhow::{bail, Context as _, Result};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -283,6 +288,17 @@ async fn pointer(cms: &Api<ConfigMap>) -> Option<Pointer> {
 /// lenient validation ignores spreads them over the routing hash), `misses_per_mille` of them
 /// transformed afresh (a distinct `time` of the `thumb` frame each).
 fn load_plan(rate: u32, misses_per_mille: usize, limit: Duration) -> load::Plan {
+    load_plan_frames(rate, misses_per_mille, limit, 0)
+}
+
+/// [`load_plan`] whose frame times are shifted by `offset_ms` (1–24): frames no earlier run
+/// asked for, so both revisions transform afresh.
+fn load_plan_frames(
+    rate: u32,
+    misses_per_mille: usize,
+    limit: Duration,
+    offset_ms: usize,
+) -> load::Plan {
     let mut urls = Vec::new();
     for i in 0..2000usize {
         if i % 1000 < misses_per_mille {
@@ -290,7 +306,7 @@ fn load_plan(rate: u32, misses_per_mille: usize, limit: Duration) -> load::Plan 
             let n = (i / 1000) * misses_per_mille + i % 1000;
             urls.push(format!(
                 "/videos/sample.mp4?derivative=thumb&time={}ms&cb={i}",
-                (n * 25) % 3900
+                (n * 25) % 3900 + offset_ms
             ));
         } else {
             urls.push(format!("/videos/sample.mp4?derivative=mobile&cb={i}"));
@@ -410,7 +426,60 @@ fn condition(c: &VideoResizerConfig, type_: &str) -> Option<String> {
         .map(|x| x.status.clone())
 }
 
-const FAST_STEPS: &str = "    steps:\n      - weight: 10\n        pauseSeconds: 10\n      - weight: 50\n        pauseSeconds: 10\n    bakeSeconds: 4\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+/// Repetitions of a measured scenario: `VR_CANARY_<NAME>_RUNS`, else `default` (CI's count;
+/// the full counts are in the suite's documentation and `docs/BENCHMARKS.md`).
+fn runs(name: &str, default: usize) -> usize {
+    std::env::var(format!("VR_CANARY_{name}_RUNS"))
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// A CPU-heavy neighbour of the data planes: one ffmpeg encoding a synthetic 720p video as fast
+/// as it can (one thread: a whole core), bounded to 15 minutes, killed by pid on drop.
+fn cpu_neighbour(w: &World) -> Result<Proc> {
+    let args: Vec<String> = [
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=25",
+        "-t",
+        "900",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-threads",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let p = Proc::spawn(
+        "cpu-neighbour",
+        std::path::Path::new("ffmpeg"),
+        &args,
+        &[],
+        w.cp.dir().join("cpu-neighbour.log"),
+    )?;
+    println!(
+        "NEIGHBOUR pid={} (ffmpeg libx264, one thread, at most 900 s)",
+        p.pid()
+    );
+    Ok(p)
+}
+
+/// The tolerated 5xx increase of the stepped scenarios: 5 points (a pass needs ~120 canary
+/// requests instead of ~315 at the default 2), so a step at 10 % of 60 req/s passes in ~20 s.
+const FAST_STEPS: &str = "    steps:\n      - weight: 10\n        pauseSeconds: 10\n      - weight: 50\n        pauseSeconds: 10\n    bakeSeconds: 4\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n      maxErrorRateIncreasePercent: 5\n";
 
 // ---- scenarios ------------------------------------------------------------------------------
 
@@ -557,7 +626,8 @@ async fn bad_changes_are_rolled_back_automatically_and_clients_never_see_the_fai
         let mut detect = Vec::new();
         let mut to_zero_routing = Vec::new();
         let (mut failed_total, mut canary_total) = (0usize, 0usize);
-        for i in 0..10 {
+        let n = runs("BAD", 10);
+        for i in 0..n {
             let before = config(&run.vrcs).await?;
             let last = before.status.as_ref().map_or(0, |s| s.last_revision);
             let canary = format!("r{}", last + 1);
@@ -622,12 +692,12 @@ async fn bad_changes_are_rolled_back_automatically_and_clients_never_see_the_fai
         let p50 = percentile(&mut detect.clone(), 50.0);
         let p95 = percentile(&mut detect.clone(), 95.0);
         println!(
-            "ROLLBACK_SUMMARY runs=10 p50={p50:.2}s p95={p95:.2}s max={:.2}s canary_requests={canary_total} client_failures={failed_total}",
+            "ROLLBACK_SUMMARY runs={n} p50={p50:.2}s p95={p95:.2}s max={:.2}s canary_requests={canary_total} client_failures={failed_total}",
             detect.iter().cloned().fold(0.0, f64::max)
         );
-        anyhow::ensure!(p50 < 15.0, "rollback p50 {p50:.2}s");
+        anyhow::ensure!(p50 < 6.0, "rollback p50 {p50:.2}s");
         anyhow::ensure!(
-            (failed_total as f64) < 0.01 * canary_total as f64,
+            failed_total == 0,
             "{failed_total} client failures for {canary_total} canary requests"
         );
         drop(run);
@@ -638,33 +708,119 @@ async fn bad_changes_are_rolled_back_automatically_and_clients_never_see_the_fai
 
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
-async fn a_latency_regression_alone_is_rolled_back_by_the_latency_rule() {
-    let policy = "    steps:\n      - weight: 50\n        pauseSeconds: 120\n    analysis:\n      intervalSeconds: 5\n      minRequests: 12\n";
+async fn a_healthy_change_beside_a_cpu_heavy_neighbour_is_never_rolled_back() {
+    let policy = "    steps:\n      - weight: 50\n        pauseSeconds: 10\n    bakeSeconds: 0\n";
     scenario(async |w| {
         let run = w.start(policy, 1).await?;
         warm().await?;
-        // 4 % of requests are fresh frames (a transform each).
-        let load = Load::start(load_plan(50, 40, Duration::from_secs(120)));
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        w.cp.apply(&w.derivative_yaml(
-            "thumb",
-            "  mode: frame\n  width: 3840\n  height: 2160\n  format: png\n",
-        ))?;
-        let c = wait_rollout(&run.vrcs, "a rollback", Duration::from_secs(90), |c| {
-            outcome(c, "r2") == Some(Outcome::RolledBack)
-        })
-        .await?;
-        let rec = c
-            .status
-            .as_ref()
-            .and_then(|s| s.history.iter().find(|h| h.revision == "r2"))
-            .context("r2 in history")?;
-        let reason = rec.reason.clone().unwrap_or_default();
-        println!("LATENCY_ROLLBACK reason={reason}");
-        anyhow::ensure!(reason.contains("p95"), "not the latency rule: {reason}");
-        let a = rec.analysis.as_ref().context("analysis numbers")?;
-        anyhow::ensure!(a.canary.server_errors == 0 && a.canary.client_errors == 0);
-        no_client_failures(load).await?;
+        let _neighbour = cpu_neighbour(w)?;
+        let n = runs("HEALTHY", 3);
+        let (mut rollbacks, mut failed_total, mut times) = (0usize, 0usize, Vec::new());
+        for i in 0..n {
+            let before = config(&run.vrcs).await?;
+            let revision = format!("r{}", before.status.as_ref().map_or(0, |s| s.last_revision) + 1);
+            // 80 req/s, 4 % fresh frames (never asked for before): both revisions transform.
+            let load = Load::start(load_plan_frames(80, 40, Duration::from_secs(90), 1 + i % 24));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let t0 = Instant::now();
+            w.cp.apply(&w.derivative_yaml(
+                "mobile",
+                &format!("  width: {}\n  height: 198\n", 322 + 2 * i),
+            ))?;
+            let c = wait_rollout(&run.vrcs, "a decision", Duration::from_secs(90), |c| {
+                matches!(
+                    outcome(c, &revision),
+                    Some(Outcome::Stable | Outcome::RolledBack)
+                ) && rollout_of(c).is_none()
+            })
+            .await?;
+            let took = t0.elapsed().as_secs_f64();
+            let hits = load.stop().await;
+            let failed = load::failed(&hits, true).len();
+            failed_total += failed;
+            let rolled_back = outcome(&c, &revision) == Some(Outcome::RolledBack);
+            let record = c
+                .status
+                .as_ref()
+                .and_then(|s| s.history.iter().find(|h| h.revision == revision));
+            if rolled_back {
+                rollbacks += 1;
+            }
+            times.push(took);
+            println!(
+                "HEALTHY run={i} {revision} {} after {took:.1}s requests={} client_failures={failed}{}",
+                if rolled_back { "ROLLED BACK" } else { "promoted" },
+                hits.len(),
+                record
+                    .and_then(|r| r.reason.clone())
+                    .map(|r| format!(" reason={r}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!(
+            "FALSE_ROLLBACKS {rollbacks}/{n} (healthy changes beside a CPU-heavy neighbour) promoted p50={:.1}s client_failures={failed_total}",
+            percentile(&mut times, 50.0)
+        );
+        anyhow::ensure!(rollbacks == 0, "{rollbacks} of {n} healthy changes rolled back");
+        anyhow::ensure!(failed_total == 0, "{failed_total} client failures");
+        drop(run);
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
+async fn a_latency_regression_alone_is_rolled_back_by_the_latency_rule() {
+    let policy = "    steps:\n      - weight: 50\n        pauseSeconds: 300\n    analysis:\n      minRequests: 12\n";
+    scenario(async |w| {
+        let run = w.start(policy, 1).await?;
+        warm().await?;
+        let _neighbour = cpu_neighbour(w)?;
+        let n = runs("LATENCY", 1);
+        let (mut caught, mut times) = (0usize, Vec::new());
+        for i in 0..n {
+            let before = config(&run.vrcs).await?;
+            let revision = format!("r{}", before.status.as_ref().map_or(0, |s| s.last_revision) + 1);
+            // 6 % of requests are frames never asked for before (a transform each, on both
+            // revisions); the canary makes them 4K PNGs.
+            let load = Load::start(load_plan_frames(50, 60, Duration::from_secs(150), 1 + i % 24));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let t0 = Instant::now();
+            w.cp.apply(&w.derivative_yaml(
+                "thumb",
+                &format!("  mode: frame\n  width: {}\n  height: 2160\n  format: png\n", 3840 - 16 * i),
+            ))?;
+            let c = wait_rollout(&run.vrcs, "a rollback", Duration::from_secs(140), |c| {
+                outcome(c, &revision) == Some(Outcome::RolledBack)
+            })
+            .await?;
+            let took = t0.elapsed().as_secs_f64();
+            let rec = c
+                .status
+                .as_ref()
+                .and_then(|s| s.history.iter().find(|h| h.revision == revision))
+                .context("the revision in history")?;
+            let reason = rec.reason.clone().unwrap_or_default();
+            let a = rec.analysis.as_ref().context("analysis numbers")?;
+            println!(
+                "LATENCY_ROLLBACK run={i} {revision} after {took:.1}s rule={:?} p={:?} reason={reason}",
+                a.rule, a.p_value
+            );
+            anyhow::ensure!(
+                a.rule.as_deref() == Some("LatencyIncrease"),
+                "run {i}: not the latency rule: {reason}"
+            );
+            anyhow::ensure!(a.canary.server_errors == 0 && a.canary.client_errors == 0);
+            no_client_failures(load).await?;
+            caught += 1;
+            times.push(took);
+        }
+        println!(
+            "LATENCY_SUMMARY caught={caught}/{n} beside a CPU-heavy neighbour p50={:.1}s max={:.1}s",
+            percentile(&mut times.clone(), 50.0),
+            times.iter().cloned().fold(0.0, f64::max)
+        );
         drop(run);
         Ok(())
     })
@@ -719,7 +875,7 @@ async fn the_prometheus_provider_reaches_the_same_verdicts_and_follows_on_provid
         let prom_url = prom.url.clone();
         let policy = |on_error: &str| {
             format!(
-                "    steps:\n      - weight: 20\n        pauseSeconds: 8\n    bakeSeconds: 0\n    onProviderError: {on_error}\n    analysis:\n      intervalSeconds: 3\n      minRequests: 10\n      provider:\n        type: prometheus\n        prometheus:\n          address: {}\n",
+                "    steps:\n      - weight: 20\n        pauseSeconds: 8\n    bakeSeconds: 0\n    onProviderError: {on_error}\n    analysis:\n      intervalSeconds: 3\n      minRequests: 10\n      maxErrorRateIncreasePercent: 5\n      provider:\n        type: prometheus\n        prometheus:\n          address: {}\n",
                 prom_url
             )
         };
@@ -790,7 +946,7 @@ async fn the_prometheus_provider_reaches_the_same_verdicts_and_follows_on_provid
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
 async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revision() {
-    let policy = "    steps:\n      - weight: 10\n        pauseSeconds: 6\n      - weight: 30\n        pauseSeconds: 20\n      - weight: 60\n        pauseSeconds: 6\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+    let policy = "    steps:\n      - weight: 10\n        pauseSeconds: 6\n      - weight: 30\n        pauseSeconds: 20\n      - weight: 60\n        pauseSeconds: 6\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n      maxErrorRateIncreasePercent: 5\n";
     scenario(async |w| {
         let mut run = w.start(policy, 2).await?;
         warm().await?;
@@ -868,7 +1024,7 @@ async fn a_new_leader_resumes_the_rollout_at_the_same_step_without_a_new_revisio
 #[tokio::test]
 #[ignore = "external: needs kube-apiserver and a network namespace (e2e/run canary)"]
 async fn retry_and_rollback_to_an_earlier_revision_need_no_spec_change() {
-    let policy = "    steps:\n      - weight: 20\n        pauseSeconds: 4\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n";
+    let policy = "    steps:\n      - weight: 20\n        pauseSeconds: 4\n    bakeSeconds: 0\n    analysis:\n      intervalSeconds: 2\n      minRequests: 10\n      maxErrorRateIncreasePercent: 5\n";
     scenario(async |w| {
         let run = w.start(policy, 1).await?;
         warm().await?;

@@ -1,6 +1,6 @@
 //! Suite `prometheus`: the operator's `prometheus` analysis provider against a real Prometheus
-//! (Debian's) gives the same window numbers and verdicts as direct scraping of the same
-//! endpoint. Run with `e2e/run prometheus`.
+//! (Debian's) gives the same request counts and sequential verdicts as direct scraping of the
+//! same endpoint. Run with `e2e/run prometheus`.
 //!
 //! The endpoint is an in-test HTTP server on 127.0.0.1 serving a prometheus-client registry
 //! shaped like the data plane's (`vr_requests_total`, `vr_request_duration_seconds` with
@@ -17,10 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vr_crds::rollout::{
-    AnalysisProvider, AnalysisSpec, PrometheusProviderSpec, ProviderType, RevisionNumbers, Verdict,
+    AnalysisProvider, AnalysisSpec, PrometheusProviderSpec, ProviderType, RolloutSpec,
+    RolloutState, RolloutStatus, Verdict,
 };
 use vr_e2e::prometheus::{Prometheus, SCRAPE_INTERVAL};
-use vr_operator::analysis::{analyse, query_window, Analyzer, ProviderError, Sample, WindowQuery};
+use vr_operator::analysis::{query_window, Analyzer, ProviderError, Sample, WindowQuery};
+use vr_operator_core::verdict::look_result;
+use vr_verdict::{Counts, Evidence};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -171,7 +174,7 @@ fn close(what: &str, a: f64, b: f64, rel: f64, abs: f64) {
     );
 }
 
-fn compare(role: &str, s: &RevisionNumbers, p: &RevisionNumbers) {
+fn compare(role: &str, s: &Counts, p: &Counts) {
     eprintln!("{role}: scrape {s:?}\n{role}: prom   {p:?}");
     close(
         &format!("{role} requests"),
@@ -180,31 +183,21 @@ fn compare(role: &str, s: &RevisionNumbers, p: &RevisionNumbers) {
         0.15,
         3.0,
     );
-    close(
-        &format!("{role} transformed"),
-        s.transformed as f64,
-        p.transformed as f64,
-        0.15,
-        3.0,
-    );
+    let pct = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
     close(
         &format!("{role} 5xx %"),
-        s.server_error_percent(),
-        p.server_error_percent(),
+        pct(s.server_errors, s.requests),
+        pct(p.server_errors, p.requests),
         0.0,
         1.0,
     );
     close(
         &format!("{role} 4xx %"),
-        s.client_error_percent(),
-        p.client_error_percent(),
+        pct(s.client_errors, s.requests),
+        pct(p.client_errors, p.requests),
         0.0,
         1.0,
     );
-    match (s.p95_milliseconds, p.p95_milliseconds) {
-        (Some(a), Some(b)) => close(&format!("{role} p95"), a, b, 0.15, 1.0),
-        (a, b) => assert_eq!(a.is_some(), b.is_some(), "{role} p95: {a:?} vs {b:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,13 +233,12 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
     let analyzer = Analyzer::new(Duration::from_secs(2))?;
     let addresses = vec![addr.clone()];
     let interval = Duration::from_secs(10);
-    let window = query_window(interval, SCRAPE_INTERVAL);
-    let query = WindowQuery {
+    let mut query = WindowQuery {
         key: "ns/video",
         namespace: "ns",
         canary: "r2",
         stable: "r1",
-        window,
+        window: query_window(interval, SCRAPE_INTERVAL),
         addresses: &addresses,
     };
     let scrape_spec = AnalysisSpec::default();
@@ -268,10 +260,22 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
 
     let baseline = analyzer.sample(&scrape_spec, &query).await?;
     assert!(matches!(baseline, Sample::Baseline { .. }), "{baseline:?}");
+    // The rollout the looks are decided for began with the baseline.
+    let ro = RolloutStatus {
+        state: RolloutState::Canary,
+        revision: "r2".into(),
+        previous_revision: "r1".into(),
+        started_at: k8s_openapi::jiff::Timestamp::now().to_string(),
+        ..RolloutStatus::default()
+    };
+    let rollout = RolloutSpec::default();
+    let (mut scraped_evidence, mut queried_evidence) = (Evidence::default(), Evidence::default());
 
     // Round 0: a healthy canary passes; round 1: 1 in 7 requests a 5xx and 4× slower transforms.
     for (round, expected) in [Verdict::Pass, Verdict::Fail].into_iter().enumerate() {
         tokio::time::sleep(interval).await;
+        // Prometheus: totals since the rollout began (scrape: deltas since the last scrape).
+        query.window = query_window(interval * (round as u32 + 1), SCRAPE_INTERVAL);
         let scraped = analyzer.sample(&scrape_spec, &query).await;
         let queried = analyzer.sample(&prom_spec, &query).await;
         let (Ok(Sample::Window(s)), Ok(Sample::Window(p))) = (&scraped, &queried) else {
@@ -281,30 +285,50 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
             "round {round}: scrape window {} s, prometheus window {} s",
             s.window_seconds, p.window_seconds
         );
-        compare("canary", &s.canary, &p.canary);
-        compare("stable", &s.stable, &p.stable);
+        assert!(!s.totals && p.totals);
+        assert!(
+            s.look.latency.iter().any(|l| l.kind == "transform"),
+            "the scrape gives per-pod transform latencies: {:?}",
+            s.look.latency
+        );
         let now = k8s_openapi::jiff::Timestamp::now();
-        let vs = analyse(&scrape_spec, &scraped, now);
-        let vp = analyse(&prom_spec, &queried, now);
+        let vs = look_result(
+            &rollout,
+            &ro,
+            &mut scraped_evidence,
+            &scraped,
+            now,
+            &mut Vec::new(),
+        );
+        let vp = look_result(
+            &rollout,
+            &ro,
+            &mut queried_evidence,
+            &queried,
+            now,
+            &mut Vec::new(),
+        );
+        compare("canary", &scraped_evidence.canary, &queried_evidence.canary);
+        compare("stable", &scraped_evidence.stable, &queried_evidence.stable);
         eprintln!(
             "round {round}: scrape {:?} {:?}\nround {round}: prom   {:?} {:?}",
             vs.verdict, vs.reasons, vp.verdict, vp.reasons
         );
         assert_eq!(vs.verdict, expected, "scrape verdict");
         assert_eq!(vp.verdict, expected, "prometheus verdict");
-        assert_eq!(vs.reasons.len(), vp.reasons.len(), "same rules broken");
+        assert_eq!(vs.rule, vp.rule, "the same rule decided");
         *dp.canary.lock().unwrap_or_else(|e| e.into_inner()) = (7, 4.0);
     }
 
-    // A revision that served nothing: zero counts and no p95 from both, not an error.
+    // A revision that served nothing: zero counts from Prometheus, not an error.
     let idle = WindowQuery {
         canary: "r9",
         ..query
     };
     let Sample::Window(w) = analyzer.sample(&prom_spec, &idle).await? else {
-        panic!("prometheus always gives a window");
+        panic!("prometheus always gives a look");
     };
-    assert_eq!(w.canary, RevisionNumbers::default());
+    assert_eq!(w.look.canary, Counts::default());
 
     prom.stop();
     let stopped = analyzer.sample(&prom_spec, &query).await;
@@ -312,7 +336,14 @@ async fn prometheus_provider_matches_direct_scraping_and_reports_a_stopped_serve
         matches!(stopped, Err(ProviderError::Prometheus(_))),
         "{stopped:?}"
     );
-    let r = analyse(&prom_spec, &stopped, k8s_openapi::jiff::Timestamp::now());
+    let r = look_result(
+        &rollout,
+        &ro,
+        &mut queried_evidence,
+        &stopped,
+        k8s_openapi::jiff::Timestamp::now(),
+        &mut Vec::new(),
+    );
     assert_eq!(r.verdict, Verdict::Error);
     eprintln!("stopped prometheus: {:?}", r.reasons);
     feeder.abort();
