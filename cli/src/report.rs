@@ -40,9 +40,12 @@ pub fn status_text(ns: &str, cfg: &VideoResizerConfig) -> String {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
         s.push_str(&format!(
-            "  rollout: {state} {} step {} weight {}% (windows passed {}, failed {})\n",
+            "  rollout: {state} {} step {} weight {}% (looks passed {}, failed {})\n",
             r.revision, r.step, r.weight, r.passed_windows, r.failed_windows
         ));
+        if let Some(a) = &r.last_analysis {
+            s.push_str(&analysis_line(a));
+        }
     }
     if let Some(h) = &st.held_back {
         s.push_str(&format!(
@@ -67,6 +70,35 @@ pub fn status_text(ns: &str, cfg: &VideoResizerConfig) -> String {
                 s.push_str(&format!("    {l}\n"));
             }
         }
+    }
+    s
+}
+
+/// The last look of a rollout: the decision, the evidence behind it and how strong it is.
+pub fn analysis_line(a: &vr_crds::rollout::AnalysisResult) -> String {
+    let verdict = serde_json::to_value(a.verdict)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut s = format!(
+        "  analysis: {verdict} after {} s, canary {} requests ({} 5xx, {} 4xx) vs stable {} ({} 5xx, {} 4xx)",
+        a.window_seconds,
+        a.canary.requests,
+        a.canary.server_errors,
+        a.canary.client_errors,
+        a.stable.requests,
+        a.stable.server_errors,
+        a.stable.client_errors
+    );
+    if let Some(rule) = &a.rule {
+        s.push_str(&format!(", rule {rule}"));
+    }
+    if let Some(p) = a.p_value {
+        s.push_str(&format!(", anytime p {p:.2e}"));
+    }
+    s.push('\n');
+    if let Some(reason) = a.reasons.first() {
+        s.push_str(&format!("    {reason}\n"));
     }
     s
 }
@@ -100,4 +132,40 @@ pub fn history_text(cfg: &VideoResizerConfig) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod analysis_tests {
+    use super::*;
+    use vr_crds::rollout::{AnalysisResult, RevisionNumbers, Verdict};
+
+    #[test]
+    fn the_analysis_line_says_which_evidence_decided_and_how_strongly() {
+        let a = AnalysisResult {
+            verdict: Verdict::Fail,
+            window_seconds: 3,
+            canary: RevisionNumbers {
+                requests: 24,
+                server_errors: 24,
+                ..RevisionNumbers::default()
+            },
+            stable: RevisionNumbers {
+                requests: 216,
+                ..RevisionNumbers::default()
+            },
+            reasons: vec!["canary 5xx 24/24 (≥ 69.2 %) > maxErrorRate 5 %".into()],
+            rule: Some("ErrorRate".into()),
+            p_value: Some(4.2e-30),
+            ..AnalysisResult::default()
+        };
+        let s = analysis_line(&a);
+        assert!(
+            s.starts_with(
+                "  analysis: Fail after 3 s, canary 24 requests (24 5xx, 0 4xx) vs stable 216"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("rule ErrorRate, anytime p 4.20e-30"), "{s}");
+        assert!(s.contains("    canary 5xx 24/24"), "{s}");
+    }
 }
