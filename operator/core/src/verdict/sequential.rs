@@ -113,7 +113,8 @@ pub fn look_result<E: Display>(
             if let Some(why) = refused(w, ro, now).filter(|_| !baking) {
                 r.verdict = Verdict::Fail;
                 r.rule = Some("Refused".into());
-                r.reasons.insert(0, why);
+                r.p_value = None;
+                r.reasons = vec![why];
             }
             r
         }
