@@ -51,7 +51,7 @@ fn bake(input: &Input<'_>, out: &mut Output, mut ro: RolloutStatus, stable: &Rev
     if let Some(w) = input.window.clone() {
         ro.last_analysis = Some(w.clone());
         if w.verdict == Verdict::Fail {
-            leave(input, out, &ro, stable, Left::Failed(w));
+            leave(input, out, &ro, stable, Left::Failed(Box::new(w)));
             return;
         }
     }
@@ -72,7 +72,7 @@ enum Left {
     /// An abort was asked during the bake.
     Aborted,
     /// This window failed.
-    Failed(AnalysisResult),
+    Failed(Box<AnalysisResult>),
 }
 
 /// The baking revision `stable` leaves traffic: the revision that was stable before the
@@ -98,7 +98,7 @@ fn leave(input: &Input<'_>, out: &mut Output, ro: &RolloutStatus, stable: &Rev, 
                 Outcome::RolledBack,
                 Reason::RolledBack,
                 reason,
-                Some(w),
+                Some(*w),
                 msg,
             )
         }
