@@ -415,16 +415,16 @@ mod tests {
         };
         assert!(reason.contains("baseline"));
 
-        *page_a.lock().unwrap() = page(30, 10, 200);
+        *page_a.lock().unwrap() = page(30, 40, 200);
         *page_b.lock().unwrap() = page(20, 0, 150);
         let second = analyzer.sample(&spec, &q).await;
         let Ok(Sample::Window(w)) = &second else {
             panic!("{second:?}")
         };
-        assert_eq!(w.look.canary, Counts::new(50, 10, 0));
+        assert_eq!(w.look.canary, Counts::new(80, 40, 0));
         assert_eq!(w.look.stable, Counts::new(200, 0, 0));
         assert!(!w.totals, "scrapes are deltas");
-        // A look the core decides on: 10 of 50 canary requests failing against none of 200.
+        // A look the core decides on: 40 of 80 canary requests failing against none of 200.
         let mut e = Evidence::default();
         let ro = vr_crds::rollout::RolloutStatus {
             revision: "r2".into(),
@@ -441,7 +441,7 @@ mod tests {
                 &mut Vec::new(),
             )
         });
-        e.canary = Counts::new(50, 10, 0);
+        e.canary = Counts::new(80, 40, 0);
         assert_eq!(r.canary.requests, e.canary.requests);
         assert_eq!(r.verdict, Verdict::Fail, "{:?}", r.reasons);
 
