@@ -5,7 +5,7 @@
 
 use super::{MediaInfo, TranscodeError, DECODER_WHITELIST, FORMAT_WHITELIST, PROTOCOL_WHITELIST};
 use crate::request::variant::{Variant, DEFAULT_IMAGE_COUNT};
-use vr_crds::media::{Compression, Format, Mode, Quality};
+use vr_crds::media::{Compression, Fit, Format, Mode, Quality};
 
 /// Keyframe interval of video output: a fragment closes at each keyframe, so this bounds the
 /// time to the first playable bytes (research §2b: ~0.5 s with 2 s).
@@ -43,6 +43,22 @@ pub struct Plan {
     input_args: Vec<String>,
     output_args: Vec<String>,
     output_size: Option<(u32, u32)>,
+    /// Frame size after scaling, before a `cover` crop (per tile for a spritesheet).
+    scaled_size: Option<(u32, u32)>,
+    /// Estimated output frames of a video (duration × frame rate).
+    frames: Option<u64>,
+}
+
+/// Bounds on what one transform may produce, checked by [`Plan::check`] before ffmpeg starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Largest output frame (and spritesheet tile) in pixels; the `cover` pre-crop frame may
+    /// be at most twice this.
+    pub max_output_pixels: u64,
+    /// Largest whole spritesheet in pixels.
+    pub max_spritesheet_pixels: u64,
+    /// Most frames of a video output.
+    pub max_output_frames: u64,
 }
 
 impl Plan {
@@ -70,6 +86,77 @@ impl Plan {
     /// Pixel size of the output picture (the whole sheet for a spritesheet); `None` for audio.
     pub fn output_size(&self) -> Option<(u32, u32)> {
         self.output_size
+    }
+
+    /// Estimated frames of a video output (`None` for images and audio).
+    pub fn frames(&self) -> Option<u64> {
+        self.frames
+    }
+
+    /// Refuses a plan whose output breaks `limits`, naming the request parameter to change
+    /// ([`TranscodeError::OutputTooLarge`]): `width`/`height` (the one the request gave, or
+    /// `width` when the source size was kept) for a frame or tile over `maxOutputPixels` (the
+    /// derived side counts: a 2×2 source at `width=8192` is an 8192×8192 output) or a `cover`
+    /// pre-crop frame over twice that, `imageCount` for a sheet over `maxSpritesheetPixels`,
+    /// `duration` for a video over `maxOutputFrames`.
+    pub fn check(&self, variant: &Variant, limits: &OutputLimits) -> Result<(), TranscodeError> {
+        let side = match (variant.width, variant.height) {
+            (None, Some(_)) => "height",
+            _ => "width",
+        };
+        let px = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+        let sheet = variant.mode == Mode::Spritesheet;
+        if let Some(out) = self.output_size {
+            if sheet && px(out) > limits.max_spritesheet_pixels {
+                return Err(too_large(
+                    "imageCount",
+                    out,
+                    "spritesheet",
+                    limits.max_spritesheet_pixels,
+                    "limits.maxSpritesheetPixels",
+                ));
+            }
+            if !sheet && px(out) > limits.max_output_pixels {
+                let max = limits.max_output_pixels;
+                return Err(too_large(
+                    side,
+                    out,
+                    "output",
+                    max,
+                    "limits.maxOutputPixels",
+                ));
+            }
+        }
+        if let Some(scaled) = self.scaled_size {
+            let max = limits.max_output_pixels.saturating_mul(2);
+            if px(scaled) > max {
+                let param = if variant.fit == Fit::Cover {
+                    "fit"
+                } else {
+                    side
+                };
+                let what = "scaled (before cropping)";
+                return Err(too_large(
+                    param,
+                    scaled,
+                    what,
+                    max,
+                    "2 × limits.maxOutputPixels",
+                ));
+            }
+        }
+        if let Some(frames) = self.frames {
+            if frames > limits.max_output_frames {
+                return Err(TranscodeError::OutputTooLarge {
+                    param: "duration",
+                    reason: format!(
+                        "the output would have about {frames} frames; the limit (limits.maxOutputFrames) is {}; ask for a shorter duration or a lower fps",
+                        limits.max_output_frames
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Arguments placed before `-i` (seek, decoder options).
@@ -160,13 +247,33 @@ pub fn plan(variant: &Variant, info: &MediaInfo, threads: u32) -> Result<Plan, T
         input_args: p.input,
         output_args: p.output,
         output_size: p.size,
+        scaled_size: p.scaled,
+        frames: p.frames,
     })
+}
+
+fn too_large(
+    param: &'static str,
+    (w, h): (u32, u32),
+    what: &str,
+    max: u64,
+    limit: &str,
+) -> TranscodeError {
+    TranscodeError::OutputTooLarge {
+        param,
+        reason: format!(
+            "the {what} picture would be {w}x{h} ({} pixels); the limit ({limit}) is {max} pixels; ask for a smaller width or height",
+            u64::from(w) * u64::from(h)
+        ),
+    }
 }
 
 struct Builder {
     input: Vec<String>,
     output: Vec<String>,
     size: Option<(u32, u32)>,
+    scaled: Option<(u32, u32)>,
+    frames: Option<u64>,
 }
 
 impl Builder {
@@ -177,6 +284,8 @@ impl Builder {
             input: vec!["-filter_threads".into(), t.clone(), "-threads".into(), t],
             output: Vec::new(),
             size: None,
+            scaled: None,
+            frames: None,
         }
     }
     fn i(&mut self, args: &[&str]) {
@@ -216,8 +325,16 @@ fn video(
     chain.push("format=yuv420p".into());
     p.o(&["-vf", &chain.join(",")]);
     p.size = Some(geo.out);
+    p.scaled = Some(geo.scale);
 
     let fps = v.fps_milli.or(info.fps_milli).unwrap_or(FALLBACK_FPS_MILLI);
+    let start = v.time_ms.unwrap_or(0);
+    let span = match (v.duration_ms.filter(|d| *d > 0), info.duration_ms) {
+        (Some(d), Some(total)) => Some(d.min(total.saturating_sub(start))),
+        (Some(d), None) => Some(d),
+        (None, total) => total.map(|t| t.saturating_sub(start)),
+    };
+    p.frames = span.map(|ms| (ms.saturating_mul(u64::from(fps))).div_ceil(1_000_000));
     let gop = ((u64::from(fps) * u64::from(GOP_SECONDS) + 500) / 1000).max(1);
     let gop = gop.to_string();
     let force_kf = format!("expr:gte(t,n_forced*{GOP_SECONDS})");
@@ -286,6 +403,7 @@ fn frame(
     p.o(&["-vf", &chain.join(","), "-frames:v", "1"]);
     image_encoder(p, format, v.quality);
     p.size = Some(geo.out);
+    p.scaled = Some(geo.scale);
     Ok(())
 }
 
@@ -359,6 +477,7 @@ fn spritesheet(
     p.o(&["-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1"]);
     p.o(&["-vf", &chain.join(","), "-frames:v", "1"]);
     image_encoder(p, format, v.quality);
+    p.scaled = Some(geo.scale);
     // Both factors are bounded by MAX_SHEET_SIDE above.
     p.size = Some((
         u32::try_from(sheet.0).unwrap_or(MAX_SHEET_SIDE),
