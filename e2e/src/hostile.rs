@@ -927,7 +927,9 @@ impl Row {
         let bad: Vec<&str> = self
             .findings
             .iter()
-            .filter(|f| !f.safe && (!OPEN.contains(&f.name.as_str()) || f.outcome == "harness-error"))
+            .filter(|f| {
+                !f.safe && (!OPEN.contains(&f.name.as_str()) || f.outcome == "harness-error")
+            })
             .map(|f| f.name.as_str())
             .collect();
         let closed_but_listed: Vec<&str> = self
@@ -943,7 +945,10 @@ impl Row {
             .map(|f| f.name.as_str())
             .collect();
         if !open.is_empty() {
-            println!("HOSTILE_OPEN row={:?} still open (documented in docs/SECURITY.md): {open:?}", self.row);
+            println!(
+                "HOSTILE_OPEN row={:?} still open (documented in docs/SECURITY.md): {open:?}",
+                self.row
+            );
         }
         assert!(
             bad.is_empty(),
