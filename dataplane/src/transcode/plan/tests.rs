@@ -457,7 +457,7 @@ fn a_large_box_is_refused_and_a_4k_box_is_not() {
         refused(&video(Some(8192), Some(8192), Fit::Pad), &source(640, 360)),
         Some("width")
     );
-    for fit in Fit::ALL {
+    for fit in Fit::ALL.iter().copied() {
         assert_eq!(
             refused(&video(Some(3840), Some(2160), fit), &hd()),
             None,
