@@ -313,6 +313,13 @@ impl Transcoder {
         if argv.is_empty() {
             return Job::spawn(program, path, &args, deadline);
         }
+        // The wrappers exec the program; a missing one is a spawn error here, as without them.
+        if path.is_absolute() && !path.is_file() {
+            return Err(TranscodeError::Spawn {
+                program,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
         argv.push(text(path)?);
         argv.extend(args);
         let first = PathBuf::from(argv.remove(0));
