@@ -973,8 +973,6 @@ pub const OPEN: &[&str] = &[
     "3-operator-cluster-rbac",
     "3-image-from-cr",
     "3-secret-mount-from-cr",
-    "3-local-root-at-secrets-mount",
-    "3-local-root-over-credentials-dataplane",
     "3-foreign-object-adopted",
     "3-vrctl-patches-spec",
     // Row 4: SSRF.
