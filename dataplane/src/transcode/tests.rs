@@ -617,9 +617,10 @@ async fn every_child_has_its_own_limits_and_one_that_needs_more_fails_alone() {
     assert_eq!(row("Max core file size"), "0 0");
     job.kill().await;
 
-    // 64 MiB of address space cannot hold a 4K x264 encoder: this job fails with a
+    // 448 MiB of address space loads ffmpeg (Debian's needs ~300 MiB) but cannot hold a 4K
+    // x264 encoder (~830 MB RSS): this job fails with a
     // resource-limit error (422), not a crash of anything else.
-    let small = ChildLimits::for_run(64 << 20, deadline, 2);
+    let small = ChildLimits::for_run(448 << 20, deadline, 2);
     let mut job = t
         .spawn_input(Input::File(&src), &plan, deadline, &small)
         .unwrap();

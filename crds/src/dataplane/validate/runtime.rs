@@ -54,13 +54,14 @@ pub(super) fn limits(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
         (
             "ffmpegMemoryBytes",
             l.ffmpeg_memory_bytes,
-            256 << 20,
+            // Debian's ffmpeg needs ~300 MiB of address space just to load its libraries.
+            512 << 20,
             1 << 40,
         ),
         (
             "ffprobeMemoryBytes",
             l.ffprobe_memory_bytes,
-            64 << 20,
+            512 << 20,
             1 << 40,
         ),
     ];
