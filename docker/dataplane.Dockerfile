@@ -18,9 +18,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -D -m 0755 target/release/vr-dataplane /out/vr-dataplane
 
 FROM debian:bookworm-slim AS runtime
-# ffmpeg/ffprobe do the transforms; ca-certificates for HTTPS origins; nothing else.
+# ffmpeg/ffprobe do the transforms; ca-certificates for HTTPS origins; util-linux (essential in
+# Debian, listed so it is never dropped) gives prlimit and setpriv, through which every
+# ffmpeg/ffprobe child gets its own memory/CPU-time limits and dies with the data plane.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg ca-certificates \
+    && apt-get install -y --no-install-recommends ffmpeg ca-certificates util-linux \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/vr-dataplane /usr/local/bin/vr-dataplane
 # The operator's pods run as 65532 with a read-only root file system; the work and cache

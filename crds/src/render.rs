@@ -86,6 +86,11 @@ pub fn render(
             .iter()
             .map(&mut path_of)
             .collect(),
+        max_lifetime_seconds: spec
+            .signing
+            .max_lifetime_seconds
+            .unwrap_or(Signing::default().max_lifetime_seconds),
+        allow_no_expiry: spec.signing.allow_no_expiry,
     };
     let admin = Admin {
         tokens: spec

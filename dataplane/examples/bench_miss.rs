@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         max_streams: 64,
         probe_size_bytes: 5 << 20,
         timeout: Duration::from_secs(30),
+        memory_bytes: 512 << 20,
     };
     let info = app.transcoder.probe(&source, &limits).await?;
     let plan = transcode::plan(&variant, &info, threads)?;

@@ -920,22 +920,81 @@ impl Row {
         }
     }
 
+    /// Fails the row when an attack that is not in [`OPEN`] succeeds, when a scenario could
+    /// not be run at all, or when an attack listed in [`OPEN`] is now stopped (the list and
+    /// `docs/SECURITY.md` must then say so: the ratchet only turns one way).
     pub fn finish(self) {
         let bad: Vec<&str> = self
             .findings
             .iter()
-            .filter(|f| !f.safe)
+            .filter(|f| {
+                !f.safe && (!OPEN.contains(&f.name.as_str()) || f.outcome == "harness-error")
+            })
             .map(|f| f.name.as_str())
             .collect();
+        let closed_but_listed: Vec<&str> = self
+            .findings
+            .iter()
+            .filter(|f| f.safe && OPEN.contains(&f.name.as_str()))
+            .map(|f| f.name.as_str())
+            .collect();
+        let open: Vec<&str> = self
+            .findings
+            .iter()
+            .filter(|f| !f.safe && OPEN.contains(&f.name.as_str()))
+            .map(|f| f.name.as_str())
+            .collect();
+        if !open.is_empty() {
+            println!(
+                "HOSTILE_OPEN row={:?} still open (documented in docs/SECURITY.md): {open:?}",
+                self.row
+            );
+        }
         assert!(
             bad.is_empty(),
-            "row {}: {} of {} attacks still succeed: {bad:?}",
+            "row {}: {} of {} attacks succeed that are not documented as open: {bad:?}",
             self.row,
             bad.len(),
             self.findings.len()
         );
+        assert!(
+            closed_but_listed.is_empty(),
+            "row {}: now stopped but still listed in vr_e2e::hostile::OPEN: {closed_but_listed:?} (remove them there and in docs/SECURITY.md)",
+            self.row
+        );
     }
 }
+
+/// Attacks of issue 15 that are still open (not fixed yet): they are replayed and printed like
+/// every other (`safe=NO`), but do not fail the suite, so `e2e/run hostile` guards every
+/// closed row against regressions. `docs/SECURITY.md` lists the same names.
+pub const OPEN: &[&str] = &[
+    // Row 3: escalation through the operator.
+    "3-operator-cluster-rbac",
+    "3-image-from-cr",
+    "3-secret-mount-from-cr",
+    "3-foreign-object-adopted",
+    "3-vrctl-patches-spec",
+    // Row 4: SSRF.
+    "4-ssrf-loopback-ip",
+    "4-ssrf-loopback-name",
+    // Row 5: slow connections.
+    "5-slow-connections-200",
+    // Row 6: rotated secrets.
+    "6-admin-token-rotation",
+    "6-signing-key-rotation",
+    "6-origin-auth-rotation",
+    // Row 7: canary steering.
+    "7-canary-steering",
+    "7-revision-header-public",
+    // Row 8: cache accounting.
+    "8-cache-accounting-150-tiny",
+    // Row 9: the holes not closed yet.
+    "9-presigned-url-in-argv-and-logs",
+    "9-ffprobe-codec-whitelist",
+    "9-work-emptydir-unbounded",
+    "9-admin-port-in-public-service",
+];
 
 /// Waits until `f` holds or `deadline` passes; returns whether it held.
 pub async fn eventually<F: FnMut() -> bool>(deadline: Duration, mut f: F) -> bool {

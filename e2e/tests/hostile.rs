@@ -276,6 +276,11 @@ async fn child_limits(media: &Media) -> Result<Finding> {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20) && !task.is_finished() {
         for c in children(dp.pid()) {
+            // Only once the child is ffmpeg/ffprobe itself (a wrapper may still be setting up).
+            let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+            if !matches!(comm.trim(), "ffmpeg" | "ffprobe") {
+                continue;
+            }
             if let Ok(text) = std::fs::read_to_string(format!("/proc/{c}/limits")) {
                 limits = Some(text);
             }

@@ -65,6 +65,30 @@ pub(super) fn default_max_pixels() -> u64 {
     8192 * 4320
 }
 
+pub(super) fn default_max_output_pixels() -> u64 {
+    3840 * 2160
+}
+
+pub(super) fn default_max_spritesheet_pixels() -> u64 {
+    4096 * 4096
+}
+
+pub(super) fn default_max_output_frames() -> u64 {
+    108_000
+}
+
+pub(super) fn default_max_output_bytes() -> u64 {
+    2 << 30
+}
+
+pub(super) fn default_ffmpeg_memory() -> u64 {
+    2 << 30
+}
+
+pub(super) fn default_ffprobe_memory() -> u64 {
+    512 << 20
+}
+
 pub(super) fn default_max_streams() -> u32 {
     16
 }

@@ -44,6 +44,30 @@ pub struct Limits {
     /// Encoder threads per ffmpeg process.
     #[serde(default = "default_threads")]
     pub ffmpeg_threads: u32,
+    /// Largest output frame (width × height) a request may ask for, counting the derived side
+    /// and the `pad` canvas; the `cover` pre-crop frame may be at most twice this. Checked
+    /// before ffmpeg starts: 400 `output_too_large` naming `width`/`height`.
+    #[serde(default = "default_max_output_pixels")]
+    pub max_output_pixels: u64,
+    /// Largest spritesheet (whole sheet, width × height); past it 400 `output_too_large`
+    /// naming `imageCount`.
+    #[serde(default = "default_max_spritesheet_pixels")]
+    pub max_spritesheet_pixels: u64,
+    /// Most output frames of one video transform (duration × frame rate); past it 400
+    /// `output_too_large` naming `duration`.
+    #[serde(default = "default_max_output_frames")]
+    pub max_output_frames: u64,
+    /// Most bytes one transform may write; past it the job is killed and the answer is 422
+    /// `output_too_large` (never cached).
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: u64,
+    /// Address-space limit (`RLIMIT_AS`) of every ffmpeg child, in bytes; a child that needs
+    /// more fails alone (422 `transform_resource_limit`).
+    #[serde(default = "default_ffmpeg_memory")]
+    pub ffmpeg_memory_bytes: u64,
+    /// Address-space limit (`RLIMIT_AS`) of every ffprobe child, in bytes.
+    #[serde(default = "default_ffprobe_memory")]
+    pub ffprobe_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -61,6 +85,12 @@ impl Default for Limits {
             transform_timeout_seconds: default_transform_timeout(),
             fetch_timeout_seconds: default_fetch_timeout(),
             ffmpeg_threads: default_threads(),
+            max_output_pixels: default_max_output_pixels(),
+            max_spritesheet_pixels: default_max_spritesheet_pixels(),
+            max_output_frames: default_max_output_frames(),
+            max_output_bytes: default_max_output_bytes(),
+            ffmpeg_memory_bytes: default_ffmpeg_memory(),
+            ffprobe_memory_bytes: default_ffprobe_memory(),
         }
     }
 }

@@ -75,7 +75,7 @@ pub enum ValidationMode {
 }
 
 /// URL signing.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Signing {
     /// Refuse (403) requests without a valid signature.
@@ -85,4 +85,26 @@ pub struct Signing {
     /// signs. List several to rotate keys without downtime.
     #[serde(default)]
     pub key_files: Vec<String>,
+    /// Longest a signed URL may stay valid, in seconds: a URL without `exp`, or whose `exp`
+    /// is further ahead than this, is refused (403 `signature_lifetime`, naming `exp`).
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_seconds: u64,
+    /// Accept signed URLs without `exp` (they never expire; only key rotation revokes them).
+    #[serde(default)]
+    pub allow_no_expiry: bool,
+}
+
+fn default_max_lifetime() -> u64 {
+    604_800
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Signing {
+            required: false,
+            key_files: Vec::new(),
+            max_lifetime_seconds: default_max_lifetime(),
+            allow_no_expiry: false,
+        }
+    }
 }

@@ -179,3 +179,49 @@ fn ttl_by_status_class() {
     assert_eq!(t.for_status(404), 60);
     assert_eq!(t.for_status(503), 10);
 }
+
+#[test]
+fn local_roots_may_not_cover_credentials_or_system_paths() {
+    let doc = |root: &str| {
+        format!(
+            r#"
+origins:
+  - name: files
+    matcher: '^/files/(?P<name>[a-z0-9_-]+)$'
+    sources:
+      - {{ kind: local, name: disk, root: '{root}', path: '${{name}}' }}
+admin:
+  tokens:
+    - {{ name: ops, tokenFile: secrets/admin-token, scopes: [admin] }}
+"#
+        )
+    };
+    let refused = |root: &str| match DataPlaneConfig::from_yaml(&doc(root)) {
+        Err(ConfigError::Invalid(e)) => {
+            e.0.iter()
+                .find(|f| f.path == "origins[0].sources[0].root")
+                .map(|f| f.message.clone())
+        }
+        _ => None,
+    };
+    for root in [
+        "/",
+        "/etc",
+        "/etc/video-resizer/secrets",
+        "/etc/video-resizer/secrets/admin",
+        "/var/run/secrets/kubernetes.io",
+        "/proc/self",
+        "/dev",
+        "/srv/../etc",
+        // The directory of the admin token file (relative paths share the config's base).
+        "secrets",
+        "./secrets/../secrets",
+        ".",
+    ] {
+        assert!(refused(root).is_some(), "{root} must be refused");
+    }
+    assert!(refused("secrets").unwrap().contains("secrets/admin-token"));
+    for root in ["/srv/videos", "media", "/var/lib/videos", "/etc-videos"] {
+        assert_eq!(refused(root), None, "{root} must be accepted");
+    }
+}

@@ -375,6 +375,14 @@ pub struct SigningSpec {
     #[serde(default)]
     #[schemars(length(max = 8))]
     pub key_secret_refs: Vec<SecretKeyRef>,
+    /// Longest a signed URL may stay valid, in seconds (default 604800, 7 days): a URL
+    /// without `exp`, or with `exp` further ahead, is refused (403 naming `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 31536000))]
+    pub max_lifetime_seconds: Option<u64>,
+    /// Accept signed URLs without `exp` (they never expire).
+    #[serde(default)]
+    pub allow_no_expiry: bool,
 }
 
 /// Admin API access.

@@ -277,6 +277,14 @@ impl App {
                     ffmpeg: settings.ffmpeg.clone(),
                     ffprobe: settings.ffprobe.clone(),
                     probe_size_bytes: sizing.probe_size_bytes,
+                    prlimit: {
+                        let p = crate::transcode::find_prlimit();
+                        if p.is_none() {
+                            tracing::warn!("prlimit (util-linux) not found: ffmpeg and ffprobe run without their own memory and CPU-time limits");
+                        }
+                        p
+                    },
+                    setpriv: crate::transcode::find_setpriv(),
                 },
                 metrics.clone(),
             ),

@@ -107,7 +107,9 @@ impl Runtime {
             None
         } else {
             match Signer::new(keys) {
-                Ok(s) => Some(s),
+                Ok(s) => Some(s.with_max_lifetime(
+                    (!cfg.signing.allow_no_expiry).then_some(cfg.signing.max_lifetime_seconds),
+                )),
                 Err(e) => {
                     errs.push(FieldError {
                         path: "signing.keyFiles".into(),

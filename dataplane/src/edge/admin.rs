@@ -185,7 +185,11 @@ struct Audit<'a> {
 }
 
 impl Audit<'_> {
+    /// Targets and details are cut to [`AUDIT_FIELD_MAX`] bytes (with the full length
+    /// noted), so a caller — anonymous ones included — cannot grow the log by more than a
+    /// bounded record per request.
     fn record(&self, who: &str, result: &str, target: String, detail: String) {
+        let (target, detail) = (bounded(target), bounded(detail));
         let action = self.action;
         self.app.audit.record(&AuditRecord {
             time: now_rfc3339(),
@@ -208,6 +212,22 @@ impl Audit<'_> {
             .get_or_create(&AdminLabels { action, outcome })
             .inc();
     }
+}
+
+/// Most bytes of an audit record's `target` or `detail` (a valid target — a tag of at most
+/// 128 bytes, a 64-digit key — always fits).
+const AUDIT_FIELD_MAX: usize = 256;
+
+/// `s` cut to [`AUDIT_FIELD_MAX`] bytes at a character boundary, with the original length.
+fn bounded(s: String) -> String {
+    if s.len() <= AUDIT_FIELD_MAX {
+        return s;
+    }
+    let mut end = AUDIT_FIELD_MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &s[..end], s.len())
 }
 
 /// `POST /admin/purge?tag=T` or `?key=HEX`: removes from every layer of this process.
@@ -294,4 +314,18 @@ fn health_report(app: &App, rt: &crate::control::runtime::Runtime) -> serde_json
 /// still shown as given so an operator can check mounts.
 fn redacted(cfg: &vr_crds::DataPlaneConfig) -> serde_json::Value {
     serde_json::to_value(cfg).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_fields_are_bounded_at_a_character_boundary() {
+        assert_eq!(bounded("tag=a".into()), "tag=a");
+        let long = format!("tag={}", "é".repeat(30_000));
+        let cut = bounded(long.clone());
+        assert!(cut.len() < AUDIT_FIELD_MAX + 32, "{}", cut.len());
+        assert!(cut.ends_with(&format!("…({} bytes)", long.len())));
+    }
 }

@@ -39,6 +39,9 @@ pub enum SignatureError {
     /// The signature is valid but `exp` has passed.
     #[error("the signed URL expired")]
     Expired,
+    /// The signature is valid but `exp` is missing or further ahead than the maximum lifetime.
+    #[error("exp: a signed URL must carry exp at most {max_seconds} s ahead (signing.maxLifetimeSeconds)")]
+    Lifetime { max_seconds: u64 },
 }
 
 impl Classify for SignatureError {
@@ -50,7 +53,12 @@ impl Classify for SignatureError {
             SignatureError::Missing => "signature_missing",
             SignatureError::Invalid => "signature_invalid",
             SignatureError::Expired => "signature_expired",
+            SignatureError::Lifetime { .. } => "signature_lifetime",
         }
+    }
+    fn details(&self) -> Option<serde_json::Value> {
+        matches!(self, SignatureError::Lifetime { .. })
+            .then(|| serde_json::json!({ "parameter": EXP_PARAM }))
     }
     fn fault(&self) -> Fault {
         Fault::Client
@@ -107,6 +115,8 @@ pub struct Signer {
     /// Keyed MAC states, prepared once; cloned per use.
     signing: HmacSha256,
     others: Vec<HmacSha256>,
+    /// Longest lifetime a genuine signature may claim; `None`: unbounded, `exp` optional.
+    max_lifetime: Option<u64>,
 }
 
 impl fmt::Debug for Signer {
@@ -139,7 +149,15 @@ impl Signer {
         Ok(Signer {
             signing,
             others: macs.collect(),
+            max_lifetime: None,
         })
+    }
+
+    /// Refuse genuine signatures without `exp`, or with `exp` more than `max` seconds ahead
+    /// ([`SignatureError::Lifetime`]); `None` (the default of [`Signer::new`]) accepts both.
+    pub fn with_max_lifetime(mut self, max: Option<u64>) -> Signer {
+        self.max_lifetime = max;
+        self
     }
 
     /// Returns `query` with `exp` (when `expires` is given, replacing any existing one) and
@@ -216,17 +234,27 @@ impl Signer {
         if !matches {
             return Err(SignatureError::Invalid);
         }
-        if let Some(exp) = exp {
-            let expires: u64 = std::str::from_utf8(&exp)
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse().ok())
-                .ok_or(SignatureError::Invalid)?;
-            if now_unix >= expires {
-                return Err(SignatureError::Expired);
+        let lifetime = |max_seconds| SignatureError::Lifetime { max_seconds };
+        match exp {
+            Some(exp) => {
+                let expires: u64 = std::str::from_utf8(&exp)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(SignatureError::Invalid)?;
+                if now_unix >= expires {
+                    return Err(SignatureError::Expired);
+                }
+                match self.max_lifetime {
+                    Some(max) if expires - now_unix > max => Err(lifetime(max)),
+                    _ => Ok(()),
+                }
             }
+            None => match self.max_lifetime {
+                Some(max) => Err(lifetime(max)),
+                None => Ok(()),
+            },
         }
-        Ok(())
     }
 }
 
@@ -441,5 +469,31 @@ mod tests {
         let s = signer(&[KEY_A, KEY_B]);
         let dbg = format!("{s:?}");
         assert_eq!(dbg, "Signer { keys: 2 }");
+    }
+
+    #[test]
+    fn a_maximum_lifetime_refuses_urls_without_exp_or_with_a_far_exp() {
+        let s = signer(&[KEY_A]).with_max_lifetime(Some(600));
+        let none = s.sign("/v.mp4", "w=1", None);
+        let e = s.verify("/v.mp4", &none, 1_000).unwrap_err();
+        assert_eq!(e, SignatureError::Lifetime { max_seconds: 600 });
+        assert_eq!(e.code(), "signature_lifetime");
+        assert!(e.to_string().starts_with("exp:"), "{e}");
+        assert_eq!(e.details(), Some(serde_json::json!({ "parameter": "exp" })));
+        let far = s.sign("/v.mp4", "w=1", Some(1_000 + 601));
+        assert_eq!(
+            s.verify("/v.mp4", &far, 1_000),
+            Err(SignatureError::Lifetime { max_seconds: 600 })
+        );
+        let near = s.sign("/v.mp4", "w=1", Some(1_000 + 600));
+        assert_eq!(s.verify("/v.mp4", &near, 1_000), Ok(()));
+        // A forged signature is still just invalid, whatever its exp.
+        assert_eq!(
+            s.verify("/v.mp4", &none.replace("w=1", "w=2"), 1_000),
+            Err(SignatureError::Invalid)
+        );
+        // Opting out accepts URLs without exp.
+        let open = signer(&[KEY_A]).with_max_lifetime(None);
+        assert_eq!(open.verify("/v.mp4", &none, 1_000), Ok(()));
     }
 }

@@ -17,12 +17,17 @@ pub(super) enum Op {
     /// Like `Fetch`, but an S3 source may answer with a presigned URL instead of a file.
     Input,
     Open,
+    /// Bytes `(start, count)` of an object of `total` bytes (`(start, count, total)`),
+    /// streamed with the range forwarded to the origin.
+    OpenRange(u64, u64, u64),
 }
 
 pub(super) enum Done {
     Meta(SourceMeta),
     Fetched(Fetched),
     Opened(SourceMeta, Body),
+    /// Part of an object: its metadata is not known from the answer alone.
+    Range(Body),
 }
 
 impl Origins {
@@ -63,6 +68,7 @@ impl Origins {
                     let meta = match &done {
                         Done::Meta(m) | Done::Opened(m, _) => m,
                         Done::Fetched(f) => &f.meta,
+                        Done::Range(_) => return Ok(done),
                     };
                     self.state
                         .remember(meta_key, Some(meta.clone()), self.revalidate);
@@ -139,6 +145,10 @@ impl Origins {
                 let (found, body) = l.open(k).await?;
                 Ok(Done::Opened(found.meta(origin, source, k), body))
             }
+            // Local originals are served from the file itself, with ranges, by the caller.
+            Op::OpenRange(..) => Err(SourceError::Io(
+                "ranges of local sources are read from the file".into(),
+            )),
         }
     }
 
@@ -175,6 +185,9 @@ impl Origins {
                 let (meta, body) = h.open(client, url).await?;
                 Ok(Done::Opened(meta.meta(origin, source, k), body))
             }
+            Op::OpenRange(start, count, total) => Ok(Done::Range(
+                h.open_range(client, url, (start, count, total)).await?,
+            )),
         }
     }
 
@@ -214,6 +227,9 @@ impl Origins {
             Op::Open => {
                 let (meta, body) = s.open(k).await?;
                 Ok(Done::Opened(meta.meta(origin, source, shown()), body))
+            }
+            Op::OpenRange(start, count, total) => {
+                Ok(Done::Range(s.open_range(k, (start, count, total)).await?))
             }
         }
     }

@@ -149,7 +149,14 @@ impl HttpSource {
         method: reqwest::Method,
         url: &Url,
     ) -> Result<reqwest::Response, SourceError> {
-        let fut = self.request(client, method, url).send();
+        self.send_request(self.request(client, method, url)).await
+    }
+
+    async fn send_request(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SourceError> {
+        let fut = req.send();
         let resp = tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| SourceError::Timeout(self.timeout))?
@@ -225,32 +232,88 @@ impl HttpSource {
         client: &reqwest::Client,
         url: &Url,
     ) -> Result<(HttpMeta, Body), SourceError> {
-        let mut resp = self.send(client, reqwest::Method::GET, url).await?;
+        let resp = self.send(client, reqwest::Method::GET, url).await?;
         let meta = HttpMeta::from_headers(resp.headers());
-        let timeout = self.timeout;
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        // A task pumps the body so the stream handed to hyper is Send + Sync; when the
-        // client goes away the receiver is dropped, `send` fails and the task ends,
-        // dropping the upstream response.
-        tokio::spawn(async move {
-            loop {
-                let item = match tokio::time::timeout(timeout, resp.chunk()).await {
-                    Err(_) => Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "source stopped sending",
-                    )),
-                    Ok(Err(e)) => Err(std::io::Error::other(describe(&e))),
-                    Ok(Ok(None)) => break,
-                    Ok(Ok(Some(b))) => Ok(b),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
-                }
-            }
-        });
-        Ok((meta, body::stream(ChannelStream(rx))))
+        Ok((meta, pump(resp, self.timeout, 0, None)))
     }
+
+    /// Streams bytes `start .. start + count` of an object of `total` bytes, asking the origin
+    /// for exactly them (`Range: bytes=start-end`), so a 1-byte range costs the origin one
+    /// byte, not the object. A 206 must say `Content-Range: bytes start-end/total`; a 200 (an
+    /// origin without ranges) must be the whole `total`, and is skipped to `start` and cut
+    /// after `count` bytes. Anything else — the object changed size since its metadata was
+    /// read — is an upstream error, before any byte is sent.
+    pub async fn open_range(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        (start, count, total): (u64, u64, u64),
+    ) -> Result<Body, SourceError> {
+        let end = start + count.max(1) - 1;
+        let req = self
+            .request(client, reqwest::Method::GET, url)
+            .header(http::header::RANGE, format!("bytes={start}-{end}"));
+        let resp = self.send_request(req).await?;
+        let text = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let length: Option<u64> = text(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
+        match resp.status().as_u16() {
+            206 => {
+                let want = format!("bytes {start}-{end}/{total}");
+                if text(http::header::CONTENT_RANGE).as_deref() != Some(want.as_str()) {
+                    return Err(SourceError::Upstream(206));
+                }
+                Ok(pump(resp, self.timeout, 0, Some(count)))
+            }
+            _ if length == Some(total) => Ok(pump(resp, self.timeout, start, Some(count))),
+            s => Err(SourceError::Upstream(s)),
+        }
+    }
+}
+
+/// Streams `resp`'s body through a task (so the body handed to hyper is Send + Sync), each
+/// chunk within `timeout`, dropping the first `skip` bytes and ending after `take` bytes.
+/// When the client goes away the receiver is dropped, `send` fails and the task ends,
+/// dropping the upstream response.
+fn pump(mut resp: reqwest::Response, timeout: Duration, skip: u64, take: Option<u64>) -> Body {
+    let (mut skip, mut left) = (skip, take.unwrap_or(u64::MAX));
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // A task pumps the body so the stream handed to hyper is Send + Sync; when the
+    // client goes away the receiver is dropped, `send` fails and the task ends,
+    // dropping the upstream response.
+    tokio::spawn(async move {
+        while left > 0 {
+            let item = match tokio::time::timeout(timeout, resp.chunk()).await {
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "source stopped sending",
+                )),
+                Ok(Err(e)) => Err(std::io::Error::other(describe(&e))),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(mut b))) => {
+                    let drop_now = usize::try_from(skip).map_or(b.len(), |s| s.min(b.len()));
+                    skip -= drop_now as u64;
+                    let _ = b.split_to(drop_now);
+                    let keep = usize::try_from(left).map_or(b.len(), |l| l.min(b.len()));
+                    b.truncate(keep);
+                    left -= keep as u64;
+                    if b.is_empty() {
+                        continue;
+                    }
+                    Ok(b)
+                }
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    body::stream(ChannelStream(rx))
 }
 
 impl HttpMeta {
@@ -296,7 +359,8 @@ impl HttpMeta {
 /// Maps a response status to an error (`None` for 200 and 203).
 fn status_error(status: StatusCode) -> Option<SourceError> {
     match status.as_u16() {
-        200 | 203 => None,
+        // 206 only ever answers our own `Range` (open_range checks its Content-Range).
+        200 | 203 | 206 => None,
         404 | 410 => Some(SourceError::NotFound),
         401 | 403 => Some(SourceError::Auth(status.as_u16())),
         s => Some(SourceError::Upstream(s)),

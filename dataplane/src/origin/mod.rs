@@ -173,6 +173,9 @@ impl Origins {
             Done::Meta(meta) => Ok(meta),
             Done::Fetched(f) => Ok(f.meta),
             Done::Opened(meta, _) => Ok(meta),
+            Done::Range(_) => Err(OriginError::NotFound {
+                origin: route.origin.clone(),
+            }),
         }
     }
 
@@ -195,7 +198,7 @@ impl Origins {
     async fn fetch_as(&self, route: &Route, op: Op) -> Result<Fetched, OriginError> {
         match self.run(route, op).await? {
             Done::Fetched(f) => Ok(f),
-            Done::Meta(_) | Done::Opened(..) => Err(OriginError::NotFound {
+            Done::Meta(_) | Done::Opened(..) | Done::Range(_) => Err(OriginError::NotFound {
                 origin: route.origin.clone(),
             }),
         }
@@ -206,10 +209,36 @@ impl Origins {
     pub async fn open(&self, route: &Route) -> Result<(SourceMeta, Body), OriginError> {
         match self.run(route, Op::Open).await? {
             Done::Opened(meta, body) => Ok((meta, body)),
-            Done::Meta(_) | Done::Fetched(_) => Err(OriginError::NotFound {
+            Done::Meta(_) | Done::Fetched(_) | Done::Range(_) => Err(OriginError::NotFound {
                 origin: route.origin.clone(),
             }),
         }
+    }
+
+    /// Streams bytes `start .. start + count` of the original described by `meta` (from
+    /// [`Origins::stat`], whose `length` is `total`), the range forwarded to the origin: HTTP
+    /// `Range`, S3 ranged `GetObject`. Only for remote sources ([`Origins::is_remote`]).
+    pub async fn open_range(
+        &self,
+        route: &Route,
+        start: u64,
+        count: u64,
+        total: u64,
+    ) -> Result<Body, OriginError> {
+        match self.run(route, Op::OpenRange(start, count, total)).await? {
+            Done::Range(body) => Ok(body),
+            Done::Meta(_) | Done::Fetched(_) | Done::Opened(..) => Err(OriginError::NotFound {
+                origin: route.origin.clone(),
+            }),
+        }
+    }
+
+    /// Whether the source that `meta` came from is remote (HTTP or S3), where an original is
+    /// streamed with its range forwarded rather than read from a file.
+    pub fn is_remote(&self, route: &Route, meta: &SourceMeta) -> bool {
+        self.rule(route)
+            .and_then(|r| r.sources.iter().find(|s| s.name == meta.source))
+            .is_some_and(|s| !matches!(s.kind, Kind::Local(_)))
     }
 
     fn rule(&self, route: &Route) -> Option<&Rule> {

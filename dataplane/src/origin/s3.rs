@@ -110,6 +110,15 @@ impl S3Source {
         &self,
         key: &str,
     ) -> Result<(S3Meta, aws_sdk_s3::primitives::ByteStream), SourceError> {
+        self.get_range(key, None).await
+    }
+
+    /// GetObject, of `range` (`bytes=a-b`) when given.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<(S3Meta, aws_sdk_s3::primitives::ByteStream), SourceError> {
         let out = self
             .bounded(
                 self.conn
@@ -117,6 +126,7 @@ impl S3Source {
                     .get_object()
                     .bucket(&self.conn.bucket)
                     .key(key)
+                    .set_range(range)
                     .send(),
             )
             .await?;
@@ -175,31 +185,55 @@ impl S3Source {
 
     /// GetObject streamed through (each chunk within the timeout).
     pub async fn open(&self, key: &str) -> Result<(S3Meta, Body), SourceError> {
-        let (meta, mut stream) = self.get(key).await?;
-        let timeout = self.timeout;
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-        // Same shape as the HTTP source: a pump task keeps the body Send + Sync and ends
-        // (dropping the S3 response) when the client goes away.
-        tokio::spawn(async move {
-            loop {
-                let item = match tokio::time::timeout(timeout, stream.next()).await {
-                    Err(_) => Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "source stopped sending",
-                    )),
-                    Ok(None) => break,
-                    Ok(Some(Err(_))) => Err(std::io::Error::other("the source body broke off")),
-                    Ok(Some(Ok(b))) => Ok(b),
-                };
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
-                }
-            }
-        });
-        Ok((meta, body::stream(ChannelStream(rx))))
+        let (meta, stream) = self.get(key).await?;
+        Ok((meta, pump(stream, self.timeout)))
     }
 
+    /// A ranged GetObject of bytes `start .. start + count` of an object of `total` bytes,
+    /// streamed through: S3 sends only those bytes. An answer of another length (the object
+    /// changed since its metadata was read) is an upstream error before any byte is sent.
+    pub async fn open_range(
+        &self,
+        key: &str,
+        (start, count, _total): (u64, u64, u64),
+    ) -> Result<Body, SourceError> {
+        let end = start + count.max(1) - 1;
+        let (meta, stream) = self
+            .get_range(key, Some(format!("bytes={start}-{end}")))
+            .await?;
+        if meta.length != Some(count) {
+            return Err(SourceError::Upstream(206));
+        }
+        Ok(pump(stream, self.timeout))
+    }
+}
+
+/// Streams an S3 body through a task, each chunk within `timeout`.
+fn pump(mut stream: aws_sdk_s3::primitives::ByteStream, timeout: Duration) -> Body {
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // Same shape as the HTTP source: a pump task keeps the body Send + Sync and ends
+    // (dropping the S3 response) when the client goes away.
+    tokio::spawn(async move {
+        loop {
+            let item = match tokio::time::timeout(timeout, stream.next()).await {
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "source stopped sending",
+                )),
+                Ok(None) => break,
+                Ok(Some(Err(_))) => Err(std::io::Error::other("the source body broke off")),
+                Ok(Some(Ok(b))) => Ok(b),
+            };
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    body::stream(ChannelStream(rx))
+}
+
+impl S3Source {
     /// A presigned GET URL for `key`, valid from `start` for the configured lifetime. Pure
     /// computation (no request): signing needs only the credentials.
     pub async fn presign_get(&self, key: &str, start: SystemTime) -> Result<String, SourceError> {

@@ -11,9 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Most entries held by the source-metadata cache; past it, expired entries are dropped and,
-/// if that is not enough, the whole cache is cleared (it only saves origin requests).
+/// Most objects the source-metadata cache holds; past it, expired entries are dropped and,
+/// if that is not enough, every found object is forgotten (it only saves origin requests).
 const META_CACHE_MAX: usize = 10_000;
+/// Most "not found" answers held, apart from the found ones: a client can mint missing paths
+/// at will, so misses have their own smaller map and can never push a found object out.
+const MISSING_CACHE_MAX: usize = 1_000;
+/// Longest a "not found" answer is remembered.
+const MISSING_TTL: Duration = Duration::from_secs(30);
 
 /// Connect timeout of the HTTP client (each request is also bounded by its source timeout).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,6 +33,8 @@ pub struct OriginState {
     pub(super) client: reqwest::Client,
     breakers: Mutex<HashMap<(String, String), Arc<Breaker>>>,
     meta: Mutex<HashMap<MetaKey, (Instant, Option<SourceMeta>)>>,
+    /// "Not found" answers, kept apart ([`MISSING_CACHE_MAX`]).
+    missing: Mutex<HashMap<MetaKey, (Instant, Option<SourceMeta>)>>,
     /// Presigned URLs of S3 sources.
     pub presign: Arc<presign::PresignCache>,
 }
@@ -50,6 +57,7 @@ impl OriginState {
             client,
             breakers: Mutex::new(HashMap::new()),
             meta: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
             presign: presign::PresignCache::new(metrics.clone()),
             metrics,
         })
@@ -88,12 +96,24 @@ impl OriginState {
     /// the sources again.
     pub fn clear_source_meta(&self) {
         self.meta.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.missing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub(super) fn cached(&self, key: &MetaKey, ttl: Duration) -> Option<Option<SourceMeta>> {
-        let map = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let map = self.meta.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, entry)) = map.get(key) {
+                if at.elapsed() < ttl {
+                    return Some(entry.clone());
+                }
+            }
+        }
+        let map = self.missing.lock().unwrap_or_else(|p| p.into_inner());
         let (at, entry) = map.get(key)?;
-        (at.elapsed() < ttl).then(|| entry.clone())
+        (at.elapsed() < ttl.min(MISSING_TTL)).then(|| entry.clone())
     }
 
     pub(super) fn remember(&self, key: MetaKey, entry: Option<SourceMeta>, ttl: Duration) {
@@ -101,10 +121,23 @@ impl OriginState {
             return;
         }
         let now = Instant::now();
-        let mut map = self.meta.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= META_CACHE_MAX {
+        let (map, max, ttl) = if entry.is_some() {
+            self.missing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            (&self.meta, META_CACHE_MAX, ttl)
+        } else {
+            self.meta
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key);
+            (&self.missing, MISSING_CACHE_MAX, ttl.min(MISSING_TTL))
+        };
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= max {
             map.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
-            if map.len() >= META_CACHE_MAX {
+            if map.len() >= max {
                 map.clear();
             }
         }
@@ -120,5 +153,43 @@ impl OriginState {
                 outcome,
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> MetaKey {
+        ("o".into(), "s".into(), 1, format!("k{i}"))
+    }
+
+    fn meta(i: usize) -> SourceMeta {
+        SourceMeta {
+            origin: "o".into(),
+            source: "s".into(),
+            key: format!("k{i}"),
+            validator: format!("etag:{i}"),
+            length: Some(1),
+            content_type: None,
+            last_modified: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn misses_never_push_found_objects_out() {
+        let state = OriginState::new(Arc::new(Metrics::new()), std::env::temp_dir());
+        let ttl = Duration::from_secs(600);
+        state.remember(key(0), Some(meta(0)), ttl);
+        // 10 000 distinct missing paths (issue 15, row 9).
+        for i in 1..=10_000 {
+            state.remember(key(i), None, ttl);
+        }
+        assert_eq!(state.cached(&key(0), ttl), Some(Some(meta(0))));
+        assert!(state.missing.lock().unwrap().len() <= MISSING_CACHE_MAX);
+        assert_eq!(state.cached(&key(10_000), ttl), Some(None));
+        // An object found later replaces its miss.
+        state.remember(key(10_000), Some(meta(10_000)), ttl);
+        assert_eq!(state.cached(&key(10_000), ttl), Some(Some(meta(10_000))));
     }
 }

@@ -563,6 +563,92 @@ async fn open_streams_the_http_original_without_spooling() {
     assert_eq!(h.spool_files(), 0);
 }
 
+/// A server that honours single `Range: bytes=a-b` headers over `data` (206 with
+/// `Content-Range`), or ignores them when `ranges` is false (200 with everything).
+async fn ranged(data: Vec<u8>, ranges: bool) -> Server {
+    serve(move |req| {
+        let range = req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+        match range {
+            Some((a, b)) if ranges && req.method == "GET" => Reply {
+                body: data[a..=b].to_vec(),
+                ..Reply::status(206)
+            }
+            .header("content-range", &format!("bytes {a}-{b}/{}", data.len())),
+            _ if req.method == "HEAD" => Reply::status(200)
+                .header("content-length", &data.len().to_string())
+                .no_length(),
+            _ => Reply::ok(&data),
+        }
+        .header("etag", "\"v1\"")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn open_range_asks_the_origin_for_exactly_the_range() {
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let server = ranged(data.clone(), true).await;
+    let cfg = config(
+        http_origin(vec![http_source("web", server.url("/${name}"))]),
+        json!({}),
+    );
+    let h = harness(&cfg);
+    let route = h.route("/v/a.mp4");
+    let meta = h.origins.stat(&route).await.unwrap();
+    assert_eq!(meta.length, Some(200_000));
+    assert!(h.origins.is_remote(&route, &meta));
+    let body = h.origins.open_range(&route, 0, 1, 200_000).await.unwrap();
+    assert_eq!(
+        body.collect().await.unwrap().to_bytes().as_ref(),
+        &data[..1]
+    );
+    let body = h
+        .origins
+        .open_range(&route, 150_000, 50_000, 200_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        body.collect().await.unwrap().to_bytes().as_ref(),
+        &data[150_000..]
+    );
+    let gets: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.header("range").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(gets, ["bytes=0-0", "bytes=150000-199999"]);
+    // A size that no longer matches the metadata is an upstream error, not wrong bytes.
+    let err = h.origins.open_range(&route, 0, 1, 999).await.unwrap_err();
+    assert_eq!(err.status(), StatusCode::BAD_GATEWAY, "{err}");
+    assert_eq!(h.spool_files(), 0);
+}
+
+#[tokio::test]
+async fn open_range_cuts_the_range_out_of_an_origin_that_ignores_ranges() {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 241) as u8).collect();
+    let server = ranged(data.clone(), false).await;
+    let cfg = config(
+        http_origin(vec![http_source("web", server.url("/${name}"))]),
+        json!({}),
+    );
+    let h = harness(&cfg);
+    let route = h.route("/v/a.mp4");
+    let body = h
+        .origins
+        .open_range(&route, 70_000, 10, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        body.collect().await.unwrap().to_bytes().as_ref(),
+        &data[70_000..70_010]
+    );
+}
+
 // ---------- metadata cache ----------
 
 #[tokio::test]

@@ -132,7 +132,17 @@ async fn stages(
         return serve_original(rt, req, &route, ctx, None, &[]).await;
     }
 
-    let resolved = params::resolve(query, req.headers(), &rt.params).map_err(boxed)?;
+    let mut resolved = params::resolve(query, req.headers(), &rt.params).map_err(boxed)?;
+    if resolved.bypass && !may_bypass(rt, req, path, query) {
+        // Anyone could otherwise force a fresh ffmpeg run per request: ignored, and said so.
+        resolved.bypass = false;
+        resolved.warnings.push(params::ParamIssue {
+            param: rt.config.params.bypass_params.join(","),
+            value: String::new(),
+            message: "cache bypass needs an admin token (purge scope) or a signed URL; ignored"
+                .into(),
+        });
+    }
     ctx.timing.mark("params");
     // Lenient mode: whatever the answer turns out to be (variant, original, fallback), the
     // client learns which parameters were dropped.
@@ -147,6 +157,25 @@ async fn stages(
         Transform::Variant(v) => v.clone(),
     };
     variant_stages(app, rt, req, ctx, route, &resolved, variant).await
+}
+
+/// Whether this request may skip cache reads: it carries an admin token with the `purge`
+/// scope, or a valid signature (checked above when signing is required).
+fn may_bypass(rt: &Runtime, req: &Request<()>, path: &str, query: &str) -> bool {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if rt
+        .tokens
+        .authenticate(auth)
+        .is_some_and(|p| p.allows(vr_crds::dataplane::Scope::Purge))
+    {
+        return true;
+    }
+    rt.signer
+        .as_ref()
+        .is_some_and(|s| s.verify(path, query, unix_now()).is_ok())
 }
 
 /// Source validator → cache key → cache lookup, then the single-flight ([`flight::answer`]).
@@ -216,12 +245,16 @@ async fn variant_stages(
 }
 
 /// This revision's answer to a stage's error: the JSON error, cacheable briefly downstream
-/// when retrying cannot change it.
+/// when it is the client's mistake and retrying cannot change it; a server-side failure
+/// (5xx) is never cached downstream (`no-store`): a CDN keeping it would serve our fault to
+/// everyone after it is gone.
 fn error_response(rt: &Runtime, e: &(dyn Classify + Send + Sync)) -> Response<Body> {
     let mut resp = crate::error::response(e);
     let status = resp.status();
-    // Answers to mistakes may be cached briefly downstream; overload answers never.
-    if !e.retryable() && status.as_u16() >= 400 {
+    if status.is_server_error() {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else if !e.retryable() && status.is_client_error() {
         let ttl = rt.config.cache.ttl.for_status(status.as_u16());
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, cache_control(ttl));

@@ -29,6 +29,15 @@ pub(crate) async fn serve_original(
     if let Some(location) = rt.origins.original_redirect(route).await {
         return Ok(redirect_to_original(&location));
     }
+    // Remote originals are streamed: HEAD from the source metadata, ranges forwarded.
+    let meta = match rt.origins.stat(route).await {
+        Ok(m) => m,
+        Err(e) if oversize_fallback(rt, &e) => return stream_original(rt, req, route, vary).await,
+        Err(e) => return Err(boxed_origin(e)),
+    };
+    if let (true, Some(total)) = (rt.origins.is_remote(route, &meta), meta.length) {
+        return remote_original(rt, req, route, ctx, fallback, vary, &meta, total).await;
+    }
     let fetched = match rt.origins.fetch(route).await {
         Ok(f) => f,
         // Too large to spool: stream it through instead (the configured oversize policy).
@@ -39,11 +48,58 @@ pub(crate) async fn serve_original(
     let file = std::fs::File::open(&fetched.path)
         .map_err(|e| boxed(RequestError::Internal(format!("cannot open source: {e}"))))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (meta, extra) = original_meta(rt, route, &fetched.meta, len, fallback, vary);
+    let payload = Payload::File {
+        file: Arc::new(file),
+        len,
+    };
+    let resp = serve::respond(req.method(), req.headers(), &meta, payload, extra).await;
+    // The spooled copy (if any) can go: the open handle keeps the bytes for the response.
+    drop(fetched);
+    Ok(resp)
+}
+
+/// An original at an HTTP or S3 source, answered from its metadata (`HEAD`, 304, 416 cost
+/// the origin nothing more) and streamed with exactly the bytes the answer carries asked of
+/// the origin (a 1-byte range costs the origin one byte).
+#[allow(clippy::too_many_arguments)]
+async fn remote_original(
+    rt: &Arc<Runtime>,
+    req: &Request<()>,
+    route: &Route,
+    ctx: &mut Ctx,
+    fallback: Option<&'static str>,
+    vary: &[&'static str],
+    source: &crate::origin::SourceMeta,
+    total: u64,
+) -> Result<Response<Body>, StageError> {
+    let (meta, extra) = original_meta(rt, route, source, total, fallback, vary);
+    let answer = serve::answer(req.method(), req.headers(), &meta, total);
+    let body = match answer.bytes {
+        Some((start, count)) if count > 0 => rt
+            .origins
+            .open_range(route, start, count, total)
+            .await
+            .map_err(boxed_origin)?,
+        _ => body::empty(),
+    };
+    ctx.timing.mark("source");
+    Ok(answer.finish(extra, body))
+}
+
+/// The stored-object view of an original and the headers every answer about it carries.
+fn original_meta(
+    rt: &Arc<Runtime>,
+    route: &Route,
+    source: &crate::origin::SourceMeta,
+    len: u64,
+    fallback: Option<&'static str>,
+    vary: &[&'static str],
+) -> (Meta, HeaderMap) {
     let ttl = origin_ttl(rt, route).ok;
     let now = SystemTime::now();
     let meta = Meta {
-        content_type: fetched
-            .meta
+        content_type: source
             .content_type
             .clone()
             .unwrap_or_else(|| content_type_for_path(&route.path).to_owned()),
@@ -52,8 +108,8 @@ pub(crate) async fn serve_original(
         created: now,
         expires: now + Duration::from_secs(ttl.into()),
         tags: Vec::new(),
-        etag: format!("\"o-{}\"", short_hash(&fetched.meta.validator)),
-        last_modified: fetched.meta.last_modified.unwrap_or(now),
+        etag: format!("\"o-{}\"", short_hash(&source.validator)),
+        last_modified: source.last_modified.unwrap_or(now),
         variant: "original".into(),
         cache_control: None,
     };
@@ -73,14 +129,7 @@ pub(crate) async fn serve_original(
             extra.insert(header::VARY, v);
         }
     }
-    let payload = Payload::File {
-        file: Arc::new(file),
-        len,
-    };
-    let resp = serve::respond(req.method(), req.headers(), &meta, payload, extra).await;
-    // The spooled copy (if any) can go: the open handle keeps the bytes for the response.
-    drop(fetched);
-    Ok(resp)
+    (meta, extra)
 }
 
 /// A 302 to a presigned URL of the original (S3 sources with `presign.redirectOriginals`).

@@ -12,7 +12,7 @@ use crate::control::runtime::Runtime;
 use crate::metrics::{ModeLabels, TransformLabels};
 use crate::origin::Route;
 use crate::request::variant::Variant;
-use crate::transcode::{self, ProbeLimits};
+use crate::transcode::{self, ChildLimits, OutputLimits, ProbeLimits};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -94,6 +94,7 @@ impl Production {
             max_streams: cfg.limits.max_streams,
             probe_size_bytes: cfg.limits.probe_size_bytes,
             timeout: Duration::from_secs(30),
+            memory_bytes: cfg.limits.ffprobe_memory_bytes,
         };
         let info = app
             .transcoder
@@ -102,10 +103,17 @@ impl Production {
             .map_err(Outcome::Transcode)?;
         let plan = transcode::plan(&self.variant, &info, cfg.limits.ffmpeg_threads)
             .map_err(Outcome::Transcode)?;
+        // The output is bounded before ffmpeg starts (derived side, cover pre-crop frame,
+        // spritesheet, frames); the bytes while it runs, below.
+        plan.check(&self.variant, &output_limits(&cfg.limits))
+            .map_err(Outcome::Transcode)?;
         let deadline = Duration::from_secs(cfg.limits.transform_timeout_seconds.into());
+        // Decoder, filter and encoder threads may all be busy at once.
+        let threads = cfg.limits.ffmpeg_threads.clamp(1, 16) * 3;
+        let child = ChildLimits::for_run(cfg.limits.ffmpeg_memory_bytes, deadline, threads);
         let mut job = app
             .transcoder
-            .spawn_input(fetched.input(), &plan, deadline)
+            .spawn_input(fetched.input(), &plan, deadline, &child)
             .map_err(Outcome::Transcode)?;
 
         let spool = tempfile::Builder::new()
@@ -136,6 +144,12 @@ impl Production {
                 ))))
             })?;
             total += chunk.len() as u64;
+            if total > cfg.limits.max_output_bytes {
+                job.kill().await;
+                return Err(Outcome::Transcode(transcode::TranscodeError::OutputBytes {
+                    max: cfg.limits.max_output_bytes,
+                }));
+            }
             producer.advance(chunk.len() as u64);
         }
         drop(fetched);
@@ -159,5 +173,14 @@ impl Production {
         }
         // `spool` is dropped (unlinked) here; readers keep their open handle.
         Ok(Arc::new(Done { meta }))
+    }
+}
+
+/// The output bounds of a revision's limits.
+fn output_limits(l: &vr_crds::dataplane::Limits) -> OutputLimits {
+    OutputLimits {
+        max_output_pixels: l.max_output_pixels,
+        max_spritesheet_pixels: l.max_spritesheet_pixels,
+        max_output_frames: l.max_output_frames,
     }
 }

@@ -238,7 +238,35 @@ pub async fn respond(
     payload: Payload,
     extra: HeaderMap,
 ) -> Response<Body> {
-    let len = payload.len();
+    let a = answer(method, req_headers, meta, payload.len());
+    let body = match a.bytes {
+        Some((start, count)) => payload_body(payload, start, count),
+        None => body::empty(),
+    };
+    a.finish(extra, body)
+}
+
+/// What [`respond`] answers for an object of `len` bytes, before any byte is read: the
+/// status, the headers, and which bytes the body carries (`None`: no body). Lets a caller that
+/// holds no payload (an original at a remote origin) fetch exactly those bytes and nothing
+/// else — none for `HEAD`, 304 and 416.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// `(start, count)` of the body.
+    pub bytes: Option<(u64, u64)>,
+}
+
+impl Answer {
+    /// The response with `extra` headers (replacing any of the same name) and `body`.
+    pub fn finish(self, extra: HeaderMap, body: Body) -> Response<Body> {
+        finish(self.status, self.headers, extra, body)
+    }
+}
+
+/// The decision of [`respond`] (same rules), without a payload.
+pub fn answer(method: &Method, req_headers: &HeaderMap, meta: &Meta, len: u64) -> Answer {
     let etag = etag_value(&meta.etag);
     let mut h = HeaderMap::new();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -253,57 +281,55 @@ pub async fn respond(
     if let Some(cc) = &meta.cache_control {
         insert(&mut h, header::CACHE_CONTROL, cc);
     }
+    let done = |status, headers, bytes| Answer {
+        status,
+        headers,
+        bytes,
+    };
 
     let head = method == Method::HEAD;
-    let (status, body) = if method != Method::GET && !head {
+    if method != Method::GET && !head {
         h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-        (StatusCode::METHOD_NOT_ALLOWED, body::empty())
+        return done(StatusCode::METHOD_NOT_ALLOWED, h, None);
+    }
+    let stored = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
+    let conditional = stored == StatusCode::OK;
+    if conditional && not_modified(req_headers, etag.as_deref(), meta.last_modified) {
+        return done(StatusCode::NOT_MODIFIED, h, None);
+    }
+    let range = if conditional && !head {
+        requested_range(req_headers, etag.as_deref(), meta.last_modified, len)
     } else {
-        let stored = StatusCode::from_u16(meta.status).unwrap_or(StatusCode::OK);
-        let conditional = stored == StatusCode::OK;
-        if conditional && not_modified(req_headers, etag.as_deref(), meta.last_modified) {
-            (StatusCode::NOT_MODIFIED, body::empty())
-        } else {
-            let range = if conditional && !head {
-                requested_range(req_headers, etag.as_deref(), meta.last_modified, len)
-            } else {
-                RangeSpec::Full
-            };
-            let (status, start, count) = match range {
-                RangeSpec::Full => (stored, 0, len),
-                RangeSpec::Partial { start, end } => {
-                    insert(
-                        &mut h,
-                        header::CONTENT_RANGE,
-                        &format!("bytes {start}-{end}/{len}"),
-                    );
-                    (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-                }
-                RangeSpec::Unsatisfiable => {
-                    insert(&mut h, header::CONTENT_RANGE, &format!("bytes */{len}"));
-                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
-                    return finish(StatusCode::RANGE_NOT_SATISFIABLE, h, extra, body::empty());
-                }
-            };
-            if HeaderValue::from_str(&meta.content_type).is_ok() {
-                insert(&mut h, header::CONTENT_TYPE, &meta.content_type);
-            } else {
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                );
-            }
-            h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
-            let body = if head {
-                body::empty()
-            } else {
-                payload_body(payload, start, count)
-            };
-            (status, body)
+        RangeSpec::Full
+    };
+    let (status, start, count) = match range {
+        RangeSpec::Full => (stored, 0, len),
+        RangeSpec::Partial { start, end } => {
+            insert(
+                &mut h,
+                header::CONTENT_RANGE,
+                &format!("bytes {start}-{end}/{len}"),
+            );
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeSpec::Unsatisfiable => {
+            insert(&mut h, header::CONTENT_RANGE, &format!("bytes */{len}"));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0u64));
+            return done(StatusCode::RANGE_NOT_SATISFIABLE, h, None);
         }
     };
-    finish(status, h, extra, body)
+    if HeaderValue::from_str(&meta.content_type).is_ok() {
+        insert(&mut h, header::CONTENT_TYPE, &meta.content_type);
+    } else {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    let bytes = (!head).then_some((start, count));
+    done(status, h, bytes)
 }
 
 /// The range a GET asks for, after `If-Range`. Several `Range` headers are malformed: ignored.
@@ -728,5 +754,48 @@ mod tests {
             };
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn an_answer_says_which_bytes_it_needs_before_any_is_read() {
+        let len = 1_000_000;
+        let a = answer(
+            &Method::GET,
+            &headers(&[("range", "bytes=0-0")]),
+            &meta(),
+            len,
+        );
+        assert_eq!(
+            (a.status, a.bytes),
+            (StatusCode::PARTIAL_CONTENT, Some((0, 1)))
+        );
+        assert_eq!(hv(&a.headers, "content-range"), "bytes 0-0/1000000");
+        let a = answer(
+            &Method::HEAD,
+            &headers(&[("range", "bytes=0-0")]),
+            &meta(),
+            len,
+        );
+        assert_eq!((a.status, a.bytes), (StatusCode::OK, None));
+        assert_eq!(hv(&a.headers, "content-length"), "1000000");
+        let a = answer(
+            &Method::GET,
+            &headers(&[("if-none-match", "\"v1\"")]),
+            &meta(),
+            len,
+        );
+        assert_eq!((a.status, a.bytes), (StatusCode::NOT_MODIFIED, None));
+        let a = answer(
+            &Method::GET,
+            &headers(&[("range", "bytes=2000000-")]),
+            &meta(),
+            len,
+        );
+        assert_eq!(
+            (a.status, a.bytes),
+            (StatusCode::RANGE_NOT_SATISFIABLE, None)
+        );
+        let a = answer(&Method::GET, &headers(&[]), &meta(), len);
+        assert_eq!((a.status, a.bytes), (StatusCode::OK, Some((0, len))));
     }
 }

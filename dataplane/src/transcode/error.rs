@@ -33,6 +33,16 @@ pub enum TranscodeError {
     /// A request parameter cannot be honoured for this source (names the parameter).
     #[error("{param}: {reason}")]
     BadParameter { param: &'static str, reason: String },
+    /// The requested output is larger than a limit allows (checked before ffmpeg starts).
+    #[error("{param}: {reason}")]
+    OutputTooLarge { param: &'static str, reason: String },
+    /// The output grew past `limits.maxOutputBytes` while ffmpeg wrote it; the job was killed.
+    #[error("the output grew past {max} bytes (limits.maxOutputBytes)")]
+    OutputBytes { max: u64 },
+    /// ffmpeg/ffprobe was stopped by its own memory or CPU-time limit (`limit`: `memory`,
+    /// `cpu`): this input needs more than one child may take.
+    #[error("the transform needed more {limit} than one transform may use (limits.ffmpegMemoryBytes, limits.transformTimeoutSeconds)")]
+    ResourceLimit { limit: &'static str },
     #[error("probing the source took longer than its time limit")]
     ProbeTimeout,
     #[error("transform took longer than its time limit")]
@@ -72,8 +82,12 @@ impl Classify for TranscodeError {
             | UnsupportedCodec { .. }
             | NoVideoStream { .. }
             | NoAudioStream
-            | EmptyOutput => StatusCode::UNPROCESSABLE_ENTITY,
-            TimePastEnd { .. } | BadParameter { .. } => StatusCode::BAD_REQUEST,
+            | EmptyOutput
+            | OutputBytes { .. }
+            | ResourceLimit { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TimePastEnd { .. } | BadParameter { .. } | OutputTooLarge { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ProbeTimeout | Timeout => StatusCode::GATEWAY_TIMEOUT,
             Killed => StatusCode::SERVICE_UNAVAILABLE,
             Failed { .. } | ProbeOutput(_) | InvalidInputPath(_) | Spawn { .. } | Io(_) => {
@@ -95,6 +109,8 @@ impl Classify for TranscodeError {
             NoAudioStream => "source_no_audio",
             TimePastEnd { .. } => "time_past_end",
             BadParameter { .. } => "invalid_parameter",
+            OutputTooLarge { .. } | OutputBytes { .. } => "output_too_large",
+            ResourceLimit { .. } => "transform_resource_limit",
             ProbeTimeout => "probe_timeout",
             Timeout => "transform_timeout",
             Failed { .. } => "transform_failed",
@@ -125,9 +141,14 @@ impl Classify for TranscodeError {
     fn details(&self) -> Option<serde_json::Value> {
         match self {
             TranscodeError::TimePastEnd { .. } => Some(serde_json::json!({ "parameter": "time" })),
-            TranscodeError::BadParameter { param, .. } => {
+            TranscodeError::BadParameter { param, .. }
+            | TranscodeError::OutputTooLarge { param, .. } => {
                 Some(serde_json::json!({ "parameter": param }))
             }
+            TranscodeError::OutputBytes { .. } => {
+                Some(serde_json::json!({ "limit": "limits.maxOutputBytes" }))
+            }
+            TranscodeError::ResourceLimit { limit } => Some(serde_json::json!({ "limit": limit })),
             _ => None,
         }
     }
@@ -157,6 +178,42 @@ mod tests {
         assert_eq!(
             (e.status(), e.fault(), e.retryable()),
             (StatusCode::GATEWAY_TIMEOUT, Fault::Server, true)
+        );
+    }
+
+    #[test]
+    fn output_refusals_name_their_parameter_and_are_client_faults() {
+        let e = TranscodeError::OutputTooLarge {
+            param: "width",
+            reason: "too big".into(),
+        };
+        assert_eq!(
+            (e.status(), e.code(), e.fault(), e.retryable()),
+            (
+                StatusCode::BAD_REQUEST,
+                "output_too_large",
+                Fault::Client,
+                false
+            )
+        );
+        assert_eq!(
+            e.details(),
+            Some(serde_json::json!({ "parameter": "width" }))
+        );
+        let e = TranscodeError::ResourceLimit { limit: "memory" };
+        assert_eq!(
+            (e.status(), e.code(), e.fault(), e.retryable()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "transform_resource_limit",
+                Fault::Client,
+                false
+            )
+        );
+        let e = TranscodeError::OutputBytes { max: 10 };
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "output_too_large")
         );
     }
 

@@ -20,7 +20,7 @@ mod probe;
 mod process;
 
 pub use error::TranscodeError;
-pub use plan::{plan, OutputKind, Plan};
+pub use plan::{plan, OutputKind, OutputLimits, Plan};
 pub use probe::{MediaInfo, ProbeLimits, AUDIO_CODECS, VIDEO_CODECS};
 pub use process::Job;
 
@@ -82,6 +82,10 @@ pub const DECODER_WHITELIST: &str = "h264,hevc,vp8,libvpx,vp9,libvpx-vp9,av1,lib
 mpeg4,aac,aac_fixed,mp3,mp3float,opus,libopus,vorbis,libvorbis,flac,ac3,ac3_fixed,\
 pcm_s16le,pcm_s16be,pcm_s24le";
 
+/// Address-space limit of an ffmpeg child when the caller gives none (tests, benchmarks): the
+/// config default, `limits.ffmpegMemoryBytes`.
+pub const DEFAULT_FFMPEG_MEMORY: u64 = 2 << 30;
+
 /// Default bytes read to detect the input format (ffmpeg's own default).
 pub const DEFAULT_PROBE_SIZE: u64 = 5_000_000;
 
@@ -94,6 +98,79 @@ pub struct TranscoderConfig {
     pub ffprobe: PathBuf,
     /// `-probesize` passed to ffmpeg (ffprobe takes it from [`ProbeLimits`]).
     pub probe_size_bytes: u64,
+    /// util-linux `prlimit`, through which every child is started with its own limits
+    /// ([`ChildLimits`]); `None` runs children without them (logged at start-up).
+    pub prlimit: Option<PathBuf>,
+    /// util-linux `setpriv`, through which every child gets a parent-death signal
+    /// (`--pdeathsig KILL`): if the data plane dies (even by SIGKILL), its ffmpeg children die
+    /// with it instead of running on. `None`: they are only killed by the supervisor.
+    pub setpriv: Option<PathBuf>,
+}
+
+/// The limits every ffmpeg/ffprobe child gets of its own (set by `prlimit` before it execs the
+/// program, so they hold from its first allocation; no `unsafe` `pre_exec` needed): an
+/// address-space limit, a CPU-time limit (all threads together; SIGXCPU at it, SIGKILL 5 s
+/// later), no core files, and a bounded number of open files. A child that reaches one fails
+/// alone: [`TranscodeError::ResourceLimit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLimits {
+    /// `RLIMIT_AS` in bytes.
+    pub memory_bytes: u64,
+    /// `RLIMIT_CPU` (soft) in seconds.
+    pub cpu_seconds: u64,
+}
+
+impl ChildLimits {
+    /// Open files a child may hold (input, output pipe, stderr, a few sockets for URL inputs).
+    pub const NOFILE: u32 = 256;
+
+    /// CPU time for a run bounded by `deadline` with `threads` busy threads: what those
+    /// threads could use in that wall time, plus 5 s.
+    pub fn for_run(memory_bytes: u64, deadline: Duration, threads: u32) -> ChildLimits {
+        ChildLimits {
+            memory_bytes,
+            cpu_seconds: deadline
+                .as_secs()
+                .saturating_mul(u64::from(threads.max(1)))
+                .saturating_add(5),
+        }
+    }
+
+    /// The `prlimit` arguments before `--`.
+    fn args(&self) -> Vec<String> {
+        vec![
+            format!("--as={}", self.memory_bytes),
+            format!(
+                "--cpu={}:{}",
+                self.cpu_seconds,
+                self.cpu_seconds.saturating_add(5)
+            ),
+            "--core=0".into(),
+            format!("--nofile={}", Self::NOFILE),
+        ]
+    }
+}
+
+/// util-linux `prlimit` where the images and Debian put it, else on `PATH`.
+pub fn find_prlimit() -> Option<PathBuf> {
+    find_util("prlimit")
+}
+
+/// util-linux `setpriv`, like [`find_prlimit`].
+pub fn find_setpriv() -> Option<PathBuf> {
+    find_util("setpriv")
+}
+
+fn find_util(name: &str) -> Option<PathBuf> {
+    let fixed = ["/usr/bin", "/bin"].map(|d| Path::new(d).join(name));
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    fixed.into_iter().chain(on_path).find(|p| p.is_file())
 }
 
 impl TranscoderConfig {
@@ -103,6 +180,8 @@ impl TranscoderConfig {
             ffmpeg: ffmpeg.into(),
             ffprobe: ffprobe.into(),
             probe_size_bytes: DEFAULT_PROBE_SIZE,
+            prlimit: find_prlimit(),
+            setpriv: find_setpriv(),
         }
     }
 }
@@ -144,7 +223,8 @@ impl Transcoder {
         let (url, protocols) = input.resolve()?;
         let args = with_protocols(probe::probe_args(&url, limits.probe_size_bytes), protocols);
         self.count("ffprobe");
-        let mut job = Job::spawn("ffprobe", &self.cfg.ffprobe, &args, limits.timeout)?;
+        let child = ChildLimits::for_run(limits.memory_bytes, limits.timeout, 1);
+        let mut job = self.start("ffprobe", &self.cfg.ffprobe, args, limits.timeout, &child)?;
         let mut out = Vec::new();
         loop {
             match job.next_chunk().await {
@@ -177,7 +257,8 @@ impl Transcoder {
         plan: &Plan,
         deadline: Duration,
     ) -> Result<Job, TranscodeError> {
-        self.spawn_input(Input::File(input), plan, deadline)
+        let child = ChildLimits::for_run(DEFAULT_FFMPEG_MEMORY, deadline, 16);
+        self.spawn_input(Input::File(input), plan, deadline, &child)
     }
 
     /// [`Transcoder::spawn`] for a file or a presigned URL, with the same guarantees.
@@ -186,11 +267,63 @@ impl Transcoder {
         input: Input<'_>,
         plan: &Plan,
         deadline: Duration,
+        child: &ChildLimits,
     ) -> Result<Job, TranscodeError> {
         let (url, protocols) = input.resolve()?;
         let args = with_protocols(plan.ffmpeg_args(&url, self.cfg.probe_size_bytes), protocols);
         self.count("ffmpeg");
-        Job::spawn("ffmpeg", &self.cfg.ffmpeg, &args, deadline)
+        self.start("ffmpeg", &self.cfg.ffmpeg, args, deadline, child)
+    }
+
+    /// Whether children get their own limits (`prlimit` was found).
+    pub fn limits_children(&self) -> bool {
+        self.cfg.prlimit.is_some()
+    }
+
+    /// Starts `program` with `args`, through `prlimit` with `child`'s limits when available.
+    fn start(
+        &self,
+        program: &'static str,
+        path: &Path,
+        args: Vec<String>,
+        deadline: Duration,
+        child: &ChildLimits,
+    ) -> Result<Job, TranscodeError> {
+        let text = |p: &Path| {
+            p.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| TranscodeError::InvalidInputPath("program path is not UTF-8".into()))
+        };
+        // Each wrapper sets its part on itself and execs the next: same pid, same process
+        // group, and the settings hold from ffmpeg's first instruction.
+        let mut argv: Vec<String> = Vec::new();
+        if let Some(setpriv) = &self.cfg.setpriv {
+            argv.extend([
+                text(setpriv)?,
+                "--pdeathsig".into(),
+                "KILL".into(),
+                "--".into(),
+            ]);
+        }
+        if let Some(prlimit) = &self.cfg.prlimit {
+            argv.push(text(prlimit)?);
+            argv.extend(child.args());
+            argv.push("--".into());
+        }
+        if argv.is_empty() {
+            return Job::spawn(program, path, &args, deadline);
+        }
+        // The wrappers exec the program; a missing one is a spawn error here, as without them.
+        if path.is_absolute() && !path.is_file() {
+            return Err(TranscodeError::Spawn {
+                program,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        argv.push(text(path)?);
+        argv.extend(args);
+        let first = PathBuf::from(argv.remove(0));
+        Job::spawn(program, &first, &argv, deadline)
     }
 
     /// The exact argument vector [`Transcoder::spawn`] runs for `input` and `plan` (for

@@ -36,6 +36,8 @@ pub struct ProbeLimits {
     pub probe_size_bytes: u64,
     /// Wall-clock limit of ffprobe; past it the process group is killed.
     pub timeout: Duration,
+    /// Address-space limit of the ffprobe child (`limits.ffprobeMemoryBytes`).
+    pub memory_bytes: u64,
 }
 
 /// What ffprobe found. Describes the first video and first audio stream: exactly the
@@ -355,6 +357,7 @@ mod tests {
             max_streams: 4,
             probe_size_bytes: 1 << 20,
             timeout: Duration::from_secs(5),
+            memory_bytes: 512 << 20,
         }
     }
 

@@ -177,6 +177,10 @@ impl Job {
                 }
             }
             Some(Exit::Status(s)) => {
+                if let Some(limit) = hit_limit(&s, &stderr) {
+                    tracing::warn!(program, pid, limit, stderr = %stderr, "stopped by its resource limit");
+                    return Err(TranscodeError::ResourceLimit { limit });
+                }
                 let status = s
                     .code()
                     .map(|c| c.to_string())
@@ -207,6 +211,22 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// Which of the child's own limits ended it, if any: `RLIMIT_CPU` signals (SIGXCPU at the
+/// soft limit, SIGKILL at the hard one; the supervisor's own kills are reported as
+/// `TimedOut`/`Killed` before this is asked), or an allocation refused under `RLIMIT_AS`
+/// (ffmpeg then exits non-zero saying so on stderr).
+pub(super) fn hit_limit(status: &ExitStatus, stderr: &str) -> Option<&'static str> {
+    use std::os::unix::process::ExitStatusExt;
+    match status.signal() {
+        Some(sig) if sig == Signal::SIGXCPU as i32 || sig == Signal::SIGKILL as i32 => {
+            return Some("cpu")
+        }
+        _ => {}
+    }
+    let oom = ["Cannot allocate memory", "malloc of size", "Out of memory"];
+    oom.iter().any(|m| stderr.contains(m)).then_some("memory")
+}
+
 fn kill_group(pid: u32) {
     let Ok(raw) = i32::try_from(pid) else { return };
     if raw <= 1 {
@@ -231,4 +251,33 @@ async fn tail<R: AsyncRead + Unpin>(mut r: R) -> String {
         }
     }
     String::from_utf8_lossy(&Vec::from(keep)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn limit_signals_and_allocation_failures_are_told_apart_from_other_failures() {
+        // Wait statuses: a signal in the low bits, an exit code in the next byte.
+        let sigxcpu = ExitStatus::from_raw(Signal::SIGXCPU as i32);
+        let sigkill = ExitStatus::from_raw(Signal::SIGKILL as i32);
+        let exit1 = ExitStatus::from_raw(1 << 8);
+        assert_eq!(hit_limit(&sigxcpu, ""), Some("cpu"));
+        assert_eq!(hit_limit(&sigkill, ""), Some("cpu"));
+        assert_eq!(
+            hit_limit(&exit1, "x264 [error]: malloc of size 26999616 failed"),
+            Some("memory")
+        );
+        assert_eq!(hit_limit(&exit1, "Cannot allocate memory"), Some("memory"));
+        assert_eq!(
+            hit_limit(&exit1, "Invalid data found when processing input"),
+            None
+        );
+        assert_eq!(
+            hit_limit(&ExitStatus::from_raw(Signal::SIGSEGV as i32), ""),
+            None
+        );
+    }
 }

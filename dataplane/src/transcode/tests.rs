@@ -30,6 +30,7 @@ fn limits() -> ProbeLimits {
         max_streams: 8,
         probe_size_bytes: 5_000_000,
         timeout: Duration::from_secs(20),
+        memory_bytes: 512 << 20,
     }
 }
 
@@ -565,4 +566,74 @@ async fn a_missing_binary_is_a_spawn_error_without_its_path() {
         }
     ));
     assert!(!err.to_string().contains("nonexistent"));
+}
+
+#[tokio::test]
+#[ignore = "external: needs ffmpeg and util-linux prlimit"]
+async fn every_child_has_its_own_limits_and_one_that_needs_more_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture(&dir, Fixture::H264Aac360p { secs: 4 }).await;
+    let (t, _) = transcoder();
+    assert!(t.limits_children(), "prlimit must be installed");
+    let info = t.probe(&src, &limits()).await.unwrap();
+    let mut v = variant(Mode::Video);
+    v.width = Some(3840);
+    v.height = Some(2160);
+    let plan = plan(&v.normalized(), &info, 2).unwrap();
+    // The limits are the child's own, visible in /proc while it runs.
+    let deadline = Duration::from_secs(60);
+    let child = ChildLimits::for_run(1 << 30, deadline, 2);
+    assert_eq!(child.cpu_seconds, 125);
+    let mut job = t
+        .spawn_input(Input::File(&src), &plan, deadline, &child)
+        .unwrap();
+    // Once the process is ffmpeg, prlimit has set the limits and exec'd it.
+    let t0 = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{}/comm", job.pid())).unwrap_or_default()
+        != "ffmpeg\n"
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ffmpeg did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", job.pid())).unwrap();
+    let row = |key: &str| {
+        limits
+            .lines()
+            .find(|l| l.starts_with(key))
+            .map(|l| {
+                l[key.len()..]
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap()
+    };
+    assert_eq!(row("Max address space"), format!("{0} {0}", 1u64 << 30));
+    assert_eq!(row("Max cpu time"), "125 130");
+    assert_eq!(row("Max core file size"), "0 0");
+    job.kill().await;
+
+    // 448 MiB of address space loads ffmpeg (Debian's needs ~300 MiB) but cannot hold a 4K
+    // x264 encoder (~830 MB RSS): this job fails with a
+    // resource-limit error (422), not a crash of anything else.
+    let small = ChildLimits::for_run(448 << 20, deadline, 2);
+    let mut job = t
+        .spawn_input(Input::File(&src), &plan, deadline, &small)
+        .unwrap();
+    let result = loop {
+        match job.next_chunk().await {
+            Some(Ok(_)) => continue,
+            other => break other,
+        }
+    };
+    match result {
+        Some(Err(e @ TranscodeError::ResourceLimit { limit: "memory" })) => {
+            assert_eq!(e.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+        }
+        other => panic!("expected a memory limit failure, got {other:?}"),
+    }
 }

@@ -31,6 +31,9 @@ pub(super) fn origins(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
         let mut source_names = BTreeSet::new();
         for (j, s) in o.sources.iter().enumerate() {
             let sp = format!("{p}.sources[{j}]");
+            if let Source::Local(l) = s {
+                local_root(&l.root, &credential_files(cfg), &format!("{sp}.root"), errs);
+            }
             let name = s.name();
             validate_name(name, &format!("{sp}.name"), errs);
             if !source_names.insert(name) {
@@ -138,5 +141,95 @@ fn http_source(
             }
         }
         _ => {}
+    }
+}
+
+/// Paths a local source may never serve from: credential mounts, the service-account token,
+/// and kernel/device file systems (anything at or under them).
+const FORBIDDEN_ROOTS: &[&str] = &[
+    "/etc/video-resizer/secrets",
+    "/var/run/secrets",
+    "/run/secrets",
+    "/proc",
+    "/sys",
+    "/dev",
+];
+
+/// Every file the config reads a credential from (`…File`, `keyFiles`), as written.
+fn credential_files(cfg: &DataPlaneConfig) -> Vec<String> {
+    fn walk(key: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) if key.ends_with("File") => out.push(s.clone()),
+            serde_json::Value::Array(a) => {
+                for x in a {
+                    walk(key, x, out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    walk(k, x, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(v) = serde_json::to_value(cfg) {
+        walk("", &v, &mut out);
+    }
+    out
+}
+
+/// `path` made absolute against a stand-in base (relative paths in one document share the
+/// same base) with `.` and `..` resolved lexically.
+fn lexical(path: &str) -> Vec<String> {
+    let full = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/\u{0}base/{path}")
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for c in full.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c.to_owned()),
+        }
+    }
+    parts
+}
+
+/// A local source's `root` may not hold credential files of this config, lie in or above a
+/// credential mount or a kernel file system, or be the file-system root: a client could
+/// otherwise read them through the public port (issue 15, row 3).
+fn local_root(root: &str, credentials: &[String], field: &str, errs: &mut ValidationErrors) {
+    if root.trim().is_empty() {
+        return;
+    }
+    let r = lexical(root);
+    if r.is_empty() {
+        errs.push(field, "must not be the file-system root");
+        return;
+    }
+    for f in FORBIDDEN_ROOTS {
+        let f = lexical(f);
+        if r.starts_with(&f) || f.starts_with(&r) {
+            errs.push(
+                field,
+                format!(
+                    "overlaps /{}: local roots may not cover credential mounts or system paths",
+                    f.join("/")
+                ),
+            );
+            return;
+        }
+    }
+    if let Some(file) = credentials.iter().find(|c| lexical(c).starts_with(&r)) {
+        errs.push(
+            field,
+            format!("holds the credential file {file:?}: it would be served to clients"),
+        );
     }
 }

@@ -115,6 +115,12 @@ pub(super) fn params(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
 
 /// `signing`: a required signature needs keys.
 pub(super) fn signing(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
+    if !(60..=31_536_000).contains(&cfg.signing.max_lifetime_seconds) {
+        errs.push(
+            "signing.maxLifetimeSeconds",
+            "must be between 60 and 31536000 (one year)",
+        );
+    }
     if cfg.signing.required && cfg.signing.key_files.is_empty() {
         errs.push(
             "signing.keyFiles",

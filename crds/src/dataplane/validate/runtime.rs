@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 /// `limits`: every bound within its range.
 pub(super) fn limits(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
     let l = &cfg.limits;
-    let ranges: [(&str, u64, u64, u64); 10] = [
+    let ranges: [(&str, u64, u64, u64); 16] = [
         ("maxInputBytes", l.max_input_bytes, 1, u64::MAX),
         (
             "maxDurationSeconds",
@@ -42,6 +42,28 @@ pub(super) fn limits(cfg: &DataPlaneConfig, errs: &mut ValidationErrors) {
             3600,
         ),
         ("ffmpegThreads", l.ffmpeg_threads.into(), 1, 64),
+        ("maxOutputPixels", l.max_output_pixels, 100, 1 << 28),
+        (
+            "maxSpritesheetPixels",
+            l.max_spritesheet_pixels,
+            100,
+            1 << 28,
+        ),
+        ("maxOutputFrames", l.max_output_frames, 1, 10_000_000),
+        ("maxOutputBytes", l.max_output_bytes, 1 << 10, 1 << 40),
+        (
+            "ffmpegMemoryBytes",
+            l.ffmpeg_memory_bytes,
+            // Debian's ffmpeg needs ~300 MiB of address space just to load its libraries.
+            512 << 20,
+            1 << 40,
+        ),
+        (
+            "ffprobeMemoryBytes",
+            l.ffprobe_memory_bytes,
+            512 << 20,
+            1 << 40,
+        ),
     ];
     for (field, v, lo, hi) in ranges {
         if v < lo || v > hi {

@@ -278,6 +278,15 @@ pub fn resolve(
     if !cfg.lenient && !issues.is_empty() {
         return Err(ParamErrors(issues));
     }
+    let mut transform = transform;
+    if let (false, Some(_), Transform::Variant(v)) =
+        (cfg.allow_arbitrary, &derivative, &mut transform)
+    {
+        // Without free-form values a client may still override a derivative's time and
+        // duration; to whole seconds, so it cannot mint a new variant per millisecond.
+        v.time_ms = v.time_ms.map(quantize);
+        v.duration_ms = v.duration_ms.map(|d| quantize(d).max(TIME_QUANTUM_MS));
+    }
     Ok(Resolved {
         transform,
         derivative,
@@ -288,6 +297,14 @@ pub fn resolve(
         bypass,
         debug,
     })
+}
+
+/// Step of `time`/`duration` overrides of a derivative when `allowArbitrary` is false.
+pub const TIME_QUANTUM_MS: u64 = 1_000;
+
+/// `ms` rounded to the nearest [`TIME_QUANTUM_MS`].
+fn quantize(ms: u64) -> u64 {
+    ms.saturating_add(TIME_QUANTUM_MS / 2) / TIME_QUANTUM_MS * TIME_QUANTUM_MS
 }
 
 fn get(chosen: &[Option<Occurrence>; COUNT], n: Name) -> Option<&Value> {

@@ -449,6 +449,31 @@ fn without_arbitrary_sizes_only_derivatives_may_be_requested() {
 }
 
 #[test]
+fn without_arbitrary_values_derivative_time_overrides_are_whole_seconds() {
+    let cfg = with(|c| c.params.allow_arbitrary = false);
+    for ms in 1_001..=1_020 {
+        let q = format!("derivative=desktop&time={ms}ms");
+        assert_eq!(v(&q, &cfg).time_ms, Some(1_000), "{q}");
+    }
+    assert_eq!(
+        v("derivative=desktop&time=1600ms", &cfg).time_ms,
+        Some(2_000)
+    );
+    let d = v("derivative=desktop&duration=2499ms", &cfg).duration_ms;
+    assert_eq!(d, Some(2_000));
+    // A duration under half a second is one quantum (never zero).
+    assert_eq!(
+        v("derivative=desktop&duration=200ms", &cfg).duration_ms,
+        Some(1_000)
+    );
+    // With free-form values allowed, times are exact.
+    assert_eq!(
+        v("derivative=desktop&time=1001ms", &strict()).time_ms,
+        Some(1_001)
+    );
+}
+
+#[test]
 fn without_arbitrary_sizes_lenient_mode_falls_back_to_the_responsive_choice() {
     let cfg = with(|c| {
         c.params.allow_arbitrary = false;

@@ -43,6 +43,10 @@ pub struct Plan {
     input_args: Vec<String>,
     output_args: Vec<String>,
     output_size: Option<(u32, u32)>,
+    /// Frame size after scaling, before a `cover` crop (per tile for a spritesheet).
+    scaled_size: Option<(u32, u32)>,
+    /// Estimated output frames of a video (duration × frame rate).
+    frames: Option<u64>,
 }
 
 impl Plan {
@@ -70,6 +74,11 @@ impl Plan {
     /// Pixel size of the output picture (the whole sheet for a spritesheet); `None` for audio.
     pub fn output_size(&self) -> Option<(u32, u32)> {
         self.output_size
+    }
+
+    /// Estimated frames of a video output (`None` for images and audio).
+    pub fn frames(&self) -> Option<u64> {
+        self.frames
     }
 
     /// Arguments placed before `-i` (seek, decoder options).
@@ -160,6 +169,8 @@ pub fn plan(variant: &Variant, info: &MediaInfo, threads: u32) -> Result<Plan, T
         input_args: p.input,
         output_args: p.output,
         output_size: p.size,
+        scaled_size: p.scaled,
+        frames: p.frames,
     })
 }
 
@@ -167,6 +178,8 @@ struct Builder {
     input: Vec<String>,
     output: Vec<String>,
     size: Option<(u32, u32)>,
+    scaled: Option<(u32, u32)>,
+    frames: Option<u64>,
 }
 
 impl Builder {
@@ -177,6 +190,8 @@ impl Builder {
             input: vec!["-filter_threads".into(), t.clone(), "-threads".into(), t],
             output: Vec::new(),
             size: None,
+            scaled: None,
+            frames: None,
         }
     }
     fn i(&mut self, args: &[&str]) {
@@ -216,8 +231,16 @@ fn video(
     chain.push("format=yuv420p".into());
     p.o(&["-vf", &chain.join(",")]);
     p.size = Some(geo.out);
+    p.scaled = Some(geo.scale);
 
     let fps = v.fps_milli.or(info.fps_milli).unwrap_or(FALLBACK_FPS_MILLI);
+    let start = v.time_ms.unwrap_or(0);
+    let span = match (v.duration_ms.filter(|d| *d > 0), info.duration_ms) {
+        (Some(d), Some(total)) => Some(d.min(total.saturating_sub(start))),
+        (Some(d), None) => Some(d),
+        (None, total) => total.map(|t| t.saturating_sub(start)),
+    };
+    p.frames = span.map(|ms| (ms.saturating_mul(u64::from(fps))).div_ceil(1_000_000));
     let gop = ((u64::from(fps) * u64::from(GOP_SECONDS) + 500) / 1000).max(1);
     let gop = gop.to_string();
     let force_kf = format!("expr:gte(t,n_forced*{GOP_SECONDS})");
@@ -286,6 +309,7 @@ fn frame(
     p.o(&["-vf", &chain.join(","), "-frames:v", "1"]);
     image_encoder(p, format, v.quality);
     p.size = Some(geo.out);
+    p.scaled = Some(geo.scale);
     Ok(())
 }
 
@@ -359,6 +383,7 @@ fn spritesheet(
     p.o(&["-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1"]);
     p.o(&["-vf", &chain.join(","), "-frames:v", "1"]);
     image_encoder(p, format, v.quality);
+    p.scaled = Some(geo.scale);
     // Both factors are bounded by MAX_SHEET_SIDE above.
     p.size = Some((
         u32::try_from(sheet.0).unwrap_or(MAX_SHEET_SIDE),
@@ -511,7 +536,9 @@ fn ceil_sqrt(n: u32) -> u32 {
     c
 }
 
+mod bounds;
 mod geometry;
+pub use bounds::OutputLimits;
 pub(in crate::transcode) use geometry::Geometry;
 
 #[cfg(test)]

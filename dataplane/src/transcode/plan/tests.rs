@@ -402,3 +402,147 @@ proptest! {
         }
     }
 }
+
+const LIMITS: OutputLimits = OutputLimits {
+    max_output_pixels: 3840 * 2160,
+    max_spritesheet_pixels: 4096 * 4096,
+    max_output_frames: 108_000,
+};
+
+/// The parameter an output refusal names, or `None` when the plan is within [`LIMITS`].
+fn refused(v: &Variant, info: &MediaInfo) -> Option<&'static str> {
+    match plan(v, info, 2).unwrap().check(v, &LIMITS) {
+        Ok(()) => None,
+        Err(TranscodeError::OutputTooLarge { param, reason }) => {
+            assert!(reason.contains("limits."), "{reason}");
+            Some(param)
+        }
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+fn the_derived_side_counts_towards_the_output_limit() {
+    // A 2×2 source at width=8192 is an 8192×8192 output (the attack of issue 15, row 1).
+    assert_eq!(
+        refused(&video(Some(8192), None, Fit::Contain), &source(2, 2)),
+        Some("width")
+    );
+    assert_eq!(
+        refused(&video(None, Some(8192), Fit::Contain), &source(2, 2)),
+        Some("height")
+    );
+    // 16×48 to a PNG frame 8192 wide: 8192×24576.
+    let mut v = Variant::new(Mode::Frame);
+    v.width = Some(8192);
+    v.format = Format::Png;
+    assert_eq!(refused(&v.normalized(), &source(16, 48)), Some("width"));
+    // No size at all keeps the source's: a source over the output limit needs a width.
+    assert_eq!(
+        refused(&video(None, None, Fit::Contain), &source(7680, 4320)),
+        Some("width")
+    );
+}
+
+#[test]
+fn a_large_box_is_refused_and_a_4k_box_is_not() {
+    assert_eq!(
+        refused(
+            &video(Some(8192), Some(8192), Fit::Cover),
+            &source(640, 360)
+        ),
+        Some("width")
+    );
+    assert_eq!(
+        refused(&video(Some(8192), Some(8192), Fit::Pad), &source(640, 360)),
+        Some("width")
+    );
+    for fit in Fit::ALL.iter().copied() {
+        assert_eq!(
+            refused(&video(Some(3840), Some(2160), fit), &hd()),
+            None,
+            "{fit:?}"
+        );
+        assert_eq!(
+            refused(&video(Some(1280), None, fit), &hd()),
+            None,
+            "{fit:?}"
+        );
+    }
+}
+
+#[test]
+fn a_cover_scale_far_past_the_box_names_fit() {
+    // A 4000×10 strip covering 3840×2160 would be scaled to 864000×2160 before the crop.
+    let v = video(Some(3840), Some(2160), Fit::Cover);
+    assert_eq!(refused(&v, &source(4000, 10)), Some("fit"));
+    // The same box with contain is small.
+    assert_eq!(
+        refused(
+            &video(Some(3840), Some(2160), Fit::Contain),
+            &source(4000, 10)
+        ),
+        None
+    );
+}
+
+#[test]
+fn spritesheets_are_bounded_as_a_whole() {
+    let mut v = Variant::new(Mode::Spritesheet);
+    v.width = Some(8192);
+    v.height = Some(8192);
+    v.fit = Fit::Cover;
+    v.image_count = Some(4);
+    assert_eq!(
+        refused(&v.normalized(), &source(640, 360)),
+        Some("imageCount")
+    );
+    let mut v = Variant::new(Mode::Spritesheet);
+    v.width = Some(160);
+    v.height = Some(90);
+    v.image_count = Some(100);
+    assert_eq!(refused(&v.normalized(), &hd()), None);
+}
+
+#[test]
+fn long_high_rate_videos_name_duration() {
+    let mut long = hd();
+    long.duration_ms = Some(3_600_000);
+    let mut v = Variant::new(Mode::Video);
+    v.width = Some(320);
+    v.fps_milli = Some(60_000);
+    // One hour at 60 fps = 216 000 frames.
+    assert_eq!(refused(&v.clone().normalized(), &long), Some("duration"));
+    v.duration_ms = Some(600_000);
+    assert_eq!(refused(&v.normalized(), &long), None);
+    // Images and audio have no frame estimate.
+    assert_eq!(
+        refused(&Variant::new(Mode::Audio).normalized(), &long),
+        None
+    );
+}
+
+proptest! {
+    #[test]
+    fn a_checked_plan_never_exceeds_the_limits(
+        v in any_variant(), sw in 2u32..8000, sh in 2u32..8000,
+    ) {
+        if let Ok(p) = plan(&v, &source(sw, sh), 2) {
+            if p.check(&v, &LIMITS).is_ok() {
+                let px = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+                if let Some(out) = p.output_size() {
+                    let max = if v.mode == Mode::Spritesheet {
+                        LIMITS.max_spritesheet_pixels
+                    } else {
+                        LIMITS.max_output_pixels
+                    };
+                    prop_assert!(px(out) <= max, "{:?}", out);
+                }
+                if let Some(s) = p.scaled_size {
+                    prop_assert!(px(s) <= 2 * LIMITS.max_output_pixels, "{:?}", s);
+                }
+                prop_assert!(p.frames().unwrap_or(0) <= LIMITS.max_output_frames);
+            }
+        }
+    }
+}
