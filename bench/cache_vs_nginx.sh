@@ -4,7 +4,9 @@
 # a player or a CDN asks for (16 KiB to 1 MiB, from byte 65536).
 # Usage: [LAYER=memory|disk] [ROUNDS=3] [THREADS=2] [RANGES="16384 65536 262144 1048576"]
 #        bench/cache_vs_nginx.sh [seconds-per-run] [connections]
-# VR_BIN=path measures that binary instead of building this tree's.
+# VR_BIN=path measures that binary instead of building this tree's. PERF=file records the data
+# plane with `perf record -g` during its first run of the 1MB / 64 KiB range cell
+# (read it with `perf report -i file --no-children`).
 # LAYER picks the data plane's cache layer that serves the hits (memory: Bytes; disk: files).
 # The data plane runs as shipped (JSON log line per request, to a file); nginx with 2 workers,
 # sendfile, no access log. Prints a markdown table (req/s, p99, ratios) on stdout and the load
@@ -58,6 +60,7 @@ YAML
 "$VR_BIN" --config "$work/dp.yaml" --listen 127.0.0.1:$DP --admin-listen 127.0.0.1:$AD \
   --work-dir "$work/spool" >"$work/dp.log" 2>&1 &
 pids+=($!)
+DP_PID=$!
 cat > "$work/nginx/nginx.conf" <<NGX
 daemon off;
 worker_processes 2;
@@ -108,7 +111,11 @@ for size in 1MB 20MB; do
   for mode in full $RANGES; do
     range=""; [ "$mode" != full ] && range="bytes=65536-$((65536 + mode - 1))"
     ra=(); rb=(); pa=(); pb=()
-    for _ in $(seq "$ROUNDS"); do
+    for round in $(seq "$ROUNDS"); do
+      if [ -n "${PERF:-}" ] && [ "$size/$mode/$round" = 1MB/65536/1 ]; then
+        perf record -q -g -F 999 -o "$PERF" -p "$DP_PID" -- sleep "$DUR" 2>/dev/null &
+        pids+=($!)
+      fi
       dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}" "$range")
       ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
       for out in "$dp_out" "$ng_out"; do
