@@ -236,10 +236,11 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QueuedStderr {
     }
 }
 
-/// The writer thread: drains the queue into stderr, flushing whenever the queue is empty.
-fn log_writer(rx: std::sync::mpsc::Receiver<Vec<u8>>) {
+/// The writer thread: drains the queue into `sink` (stderr), flushing whenever the queue is
+/// empty, until the queue closes or an empty line asks it to stop.
+fn log_writer(rx: std::sync::mpsc::Receiver<Vec<u8>>, sink: impl std::io::Write) {
     use std::io::Write;
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, sink);
     'run: while let Ok(line) = rx.recv() {
         if line.is_empty() {
             break;
@@ -263,7 +264,7 @@ pub fn init_logging(json: bool) -> LogGuard {
     let writer = if first {
         std::thread::Builder::new()
             .name("vr-log".into())
-            .spawn(move || log_writer(rx))
+            .spawn(move || log_writer(rx, std::io::stderr()))
             .ok()
     } else {
         None
@@ -295,6 +296,18 @@ pub fn init_logging(json: bool) -> LogGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_writer_writes_every_queued_line_in_order_and_stops_on_request() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        for line in ["a\n", "b\n", "c\n"] {
+            tx.send(line.as_bytes().to_vec()).expect("queued");
+        }
+        tx.send(Vec::new()).expect("stop queued");
+        let mut out = Vec::new();
+        log_writer(rx, &mut out);
+        assert_eq!(out, b"a\nb\nc\n");
+    }
 
     #[test]
     fn a_valid_traceparent_is_continued_with_a_new_span() {
