@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # Benchmark 1: cache hits of vr-dataplane vs nginx serving the same bytes from disk, side by
-# side in one run, on loopback. Objects of ~1 MB and ~20 MB; full and Range requests.
-# Usage: [LAYER=memory|disk] [ROUNDS=3] bench/cache_vs_nginx.sh [seconds-per-run] [connections]
+# side in one run, on loopback. Objects of ~1 MB and ~20 MB; whole objects and the Range sizes
+# a player or a CDN asks for (16 KiB to 1 MiB, from byte 65536).
+# Usage: [LAYER=memory|disk] [ROUNDS=3] [THREADS=2] [RANGES="16384 65536 262144 1048576"]
+#        bench/cache_vs_nginx.sh [seconds-per-run] [connections]
+# VR_BIN=path measures that binary instead of building this tree's. PERF=file records the data
+# plane with `perf record -g` during its first run of the 1MB / 64 KiB range cell
+# (read it with `perf report -i file --no-children`).
 # LAYER picks the data plane's cache layer that serves the hits (memory: Bytes; disk: files).
-# Prints a markdown table (req/s, p99, ratios) on stdout.
+# The data plane runs as shipped (JSON log line per request, to a file); nginx with 2 workers,
+# sendfile, no access log. Prints a markdown table (req/s, p99, ratios) on stdout and the load
+# average before and after on stderr (the machine may be shared: only the ratios compare).
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$ROOT"
 DUR="${1:-10}"
-CONNS="${2:-16}"
+CONNS="${2:-32}"
+THREADS="${THREADS:-2}"
+RANGES="${RANGES:-16384 65536 262144 1048576}"
 apt_install ffmpeg nginx-light wrk
-ensure_rust
-cargo build --release -q -p vr-dataplane
+# VR_BIN: the binary to measure (e.g. a build of another commit, for before/after ratios).
+if [ -z "${VR_BIN:-}" ]; then
+  ensure_rust
+  cargo build --release -q -p vr-dataplane
+  VR_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/vr-dataplane"
+fi
 # A noisy source, so the bitrate caps below decide the object sizes (~1 MB and ~20 MB).
 media="$ROOT/.cache/bench-media"
 mkdir -p "$media"
@@ -44,9 +57,10 @@ $(if [ "${LAYER:-memory}" = disk ]; then
     printf '  memory: { maxBytes: 536870912, maxObjectBytes: 67108864 }\n'
   fi)
 YAML
-target/release/vr-dataplane --config "$work/dp.yaml" --listen 127.0.0.1:$DP --admin-listen 127.0.0.1:$AD \
-  --work-dir "$work/spool" --log-format text >"$work/dp.log" 2>&1 &
+"$VR_BIN" --config "$work/dp.yaml" --listen 127.0.0.1:$DP --admin-listen 127.0.0.1:$AD \
+  --work-dir "$work/spool" >"$work/dp.log" 2>&1 &
 pids+=($!)
+DP_PID=$!
 cat > "$work/nginx/nginx.conf" <<NGX
 daemon off;
 worker_processes 2;
@@ -82,21 +96,26 @@ done
 run_wrk() { # url [range]
   local hdr=()
   [ -n "${2:-}" ] && hdr=(-H "Range: $2")
-  wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$1" 2>&1
+  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "$1" 2>&1
 }
 rps() { awk '/Requests\/sec/ {print $2}'; }
 p99() { awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}'; }
 
 ROUNDS="${ROUNDS:-3}"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "Each cell: median of $ROUNDS alternating rounds of ${DUR}s (vr-dataplane, then nginx), wrk -t1 -c$CONNS." >&2
+echo "Each cell: median of $ROUNDS alternating rounds of ${DUR}s (vr-dataplane, then nginx), wrk -t$THREADS -c$CONNS, layer ${LAYER:-memory}." >&2
+echo "load before: $(uptime)" >&2
 echo "| object | request | vr-dataplane req/s | nginx req/s | throughput ratio | vr p99 ms | nginx p99 ms | p99 ratio |"
 echo "|---|---|---|---|---|---|---|---|"
 for size in 1MB 20MB; do
-  for mode in full range; do
-    range=""; [ "$mode" = range ] && range="bytes=0-262143"
+  for mode in full $RANGES; do
+    range=""; [ "$mode" != full ] && range="bytes=65536-$((65536 + mode - 1))"
     ra=(); rb=(); pa=(); pb=()
-    for _ in $(seq "$ROUNDS"); do
+    for round in $(seq "$ROUNDS"); do
+      if [ -n "${PERF:-}" ] && [ "$size/$mode/$round" = 1MB/65536/1 ]; then
+        perf record -q -g -F 999 -o "$PERF" -p "$DP_PID" -- sleep "$DUR" 2>/dev/null &
+        pids+=($!)
+      fi
       dp_out=$(run_wrk "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[$size]}" "$range")
       ng_out=$(run_wrk "http://127.0.0.1:$NG/$size.mp4" "$range")
       for out in "$dp_out" "$ng_out"; do
@@ -106,8 +125,10 @@ for size in 1MB 20MB; do
     done
     a=$(printf '%s\n' "${ra[@]}" | median); b=$(printf '%s\n' "${rb[@]}" | median)
     x=$(printf '%s\n' "${pa[@]}" | median); y=$(printf '%s\n' "${pb[@]}" | median)
-    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n' "$size" "$mode" "$a" "$b" \
+    label=full; [ "$mode" != full ] && label="range $((mode / 1024)) KiB"
+    printf '| %s | %s | %s | %s | %.2f | %s | %s | %.2f |\n' "$size" "$label" "$a" "$b" \
       "$(python3 -c "print($a/$b)")" "$x" "$y" "$(python3 -c "print($x/$y)")"
   done
 done
+echo "load after: $(uptime)" >&2
 echo >&2 "cache status of the last dataplane response: $(curl -sI "http://127.0.0.1:$DP/videos/noisy.mp4?${Q[1MB]}" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache-status"{print $2}')"

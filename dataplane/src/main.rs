@@ -124,7 +124,7 @@ const EXIT_BAD_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    telemetry::init_logging(flags.log_format == "json");
+    let _log = telemetry::init_logging(flags.log_format == "json");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

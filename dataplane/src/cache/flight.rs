@@ -234,6 +234,31 @@ impl<T: Clone, E: Clone> Reader<T, E> {
         }
     }
 
+    /// Waits until the first `want` bytes of output exist, or production ends, whichever comes
+    /// first: a range whose bytes are already written is answered without waiting for the rest.
+    pub async fn until(&mut self, want: u64) -> Progress<T, E> {
+        loop {
+            {
+                let st = lock(&self.flight.state);
+                if let Some(o) = &st.outcome {
+                    return Progress::Finished(o.clone());
+                }
+                if let (Some(spool), true) = (&st.spool, st.written >= want) {
+                    return Progress::Available {
+                        spool: spool.clone(),
+                        written: st.written,
+                    };
+                }
+            }
+            let _ = self.rx.changed().await;
+        }
+    }
+
+    /// The content type announced by the producer, once it has started.
+    pub fn content_type(&self) -> Option<String> {
+        lock(&self.flight.state).content_type.clone()
+    }
+
     /// The spool file (for serving a finished flight, e.g. with a range).
     pub fn spool(&self) -> Option<(Arc<std::fs::File>, u64)> {
         let st = lock(&self.flight.state);
@@ -289,6 +314,19 @@ impl<T: Clone, E: Clone> Reader<T, E> {
             }
         }
     }
+}
+
+/// What [`Reader::until`] found.
+#[derive(Debug, Clone)]
+pub enum Progress<T, E> {
+    /// At least the asked-for bytes are in the spool; `written` is how many exist in all.
+    /// Bytes already written never change (the output is only appended to).
+    Available {
+        spool: Arc<std::fs::File>,
+        written: u64,
+    },
+    /// Production ended (before or after reaching the asked-for bytes).
+    Finished(Result<T, E>),
 }
 
 /// Why a reader could not get the next chunk.
@@ -392,6 +430,45 @@ mod tests {
         producer.abandoned().await;
         assert!(producer.is_abandoned());
         assert!(matches!(flights.join(&3), Joined::Leader(..)));
+    }
+
+    #[tokio::test]
+    async fn until_answers_once_the_bytes_exist_or_production_ends() {
+        let flights = F::default();
+        let Joined::Leader(producer, mut reader) = flights.join(&9) else {
+            panic!()
+        };
+        let (mut w, r) = spool();
+        producer.start(r, "video/mp4".into());
+        w.write_all(b"0123").expect("write");
+        producer.advance(4);
+        // Bytes 0..=3 exist: answered at once, with everything written so far.
+        match reader.until(4).await {
+            Progress::Available { written, .. } => assert_eq!(written, 4),
+            Progress::Finished(_) => panic!("not finished"),
+        }
+        // Byte 5 does not exist yet: the wait ends when it does.
+        let waiting = tokio::spawn(async move {
+            let p = reader.until(6).await;
+            (p, reader)
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        w.write_all(b"456789").expect("write");
+        producer.advance(6);
+        let (p, mut reader) = waiting.await.expect("task");
+        match p {
+            Progress::Available { spool, written } => {
+                assert_eq!(written, 10);
+                let mut buf = [0u8; 2];
+                spool.read_exact_at(&mut buf, 4).expect("read");
+                assert_eq!(&buf, b"45");
+            }
+            Progress::Finished(_) => panic!("not finished"),
+        }
+        // Past the end of what is finally written: the outcome.
+        producer.finish(Ok(10));
+        assert!(matches!(reader.until(11).await, Progress::Finished(Ok(10))));
     }
 
     #[tokio::test]

@@ -70,6 +70,78 @@ pub fn parse_range(value: &str, len: u64) -> RangeSpec {
     }
 }
 
+/// A `Range` asked of a representation whose length is not known yet (a variant that ffmpeg
+/// is still writing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrowingRange {
+    /// `bytes=a-b`: exactly these bytes, once byte `end` exists.
+    Bounded { start: u64, end: u64 },
+    /// `bytes=a-`: from `start` to whatever exists when the answer is made.
+    From { start: u64 },
+}
+
+impl GrowingRange {
+    /// How many bytes must exist before this range can be answered.
+    pub fn needs(self) -> u64 {
+        match self {
+            GrowingRange::Bounded { end, .. } => end.saturating_add(1),
+            GrowingRange::From { start } => start.saturating_add(1),
+        }
+    }
+}
+
+/// Parses a `Range` value that can be answered before the length is known: `bytes=a-b` and
+/// `bytes=a-`, with the same grammar as [`parse_range`]. A suffix range (`bytes=-n`) needs the
+/// length, and whatever [`parse_range`] ignores is ignored too: both give `None`.
+///
+/// Agrees with [`parse_range`]: once the length is known and covers the range, both name the
+/// same bytes.
+pub fn parse_growing_range(value: &str) -> Option<GrowingRange> {
+    let (unit, set) = value.trim().split_once('=')?;
+    if !unit.trim_end().eq_ignore_ascii_case("bytes") || set.contains(',') {
+        return None;
+    }
+    let (first, last) = set.trim().split_once('-')?;
+    let start = digits(first)?;
+    if last.is_empty() {
+        return Some(GrowingRange::From { start });
+    }
+    let end = digits(last)?;
+    (end >= start).then_some(GrowingRange::Bounded { start, end })
+}
+
+/// Answers bytes `start..=end` of a representation that is still being written (its first
+/// `end + 1` bytes exist in `file` and never change): 206 with `Content-Range: bytes
+/// start-end/*` (RFC 9110 §14.4: the complete length is not known yet), `Content-Length`,
+/// `Accept-Ranges`, `ETag` and `Content-Type`; `extra` as in [`respond`]. `hold` is kept
+/// alive until the body is dropped (the caller's stake in the production).
+pub fn respond_growing<H: Send + Sync + 'static>(
+    etag: HeaderValue,
+    content_type: &str,
+    file: Arc<std::fs::File>,
+    (start, end): (u64, u64),
+    extra: HeaderMap,
+    hold: H,
+) -> Response<Body> {
+    let mut h = HeaderMap::new();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::ETAG, etag);
+    insert(&mut h, header::CONTENT_TYPE, content_type);
+    insert(
+        &mut h,
+        header::CONTENT_RANGE,
+        &format!("bytes {start}-{end}/*"),
+    );
+    let count = end - start + 1;
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    let chunks = file_chunks(file, start, count);
+    let body = body::stream(futures_util::StreamExt::map(chunks, move |c| {
+        let _ = &hold;
+        c
+    }));
+    finish(StatusCode::PARTIAL_CONTENT, h, extra, body)
+}
+
 /// A non-empty run of ASCII digits, saturating at `u64::MAX`.
 fn digits(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -165,8 +237,17 @@ fn if_range_holds(value: &str, etag: Option<&str>, last_modified: SystemTime) ->
 /// Streams `len` bytes of `file` from `offset` with positional reads, chunk by chunk, on the
 /// blocking pool (no shared file offset, so clones of one payload may stream concurrently).
 fn file_body(file: Arc<std::fs::File>, offset: u64, len: u64) -> Body {
+    body::stream(file_chunks(file, offset, len))
+}
+
+/// The chunks of [`file_body`].
+fn file_chunks(
+    file: Arc<std::fs::File>,
+    offset: u64,
+    len: u64,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
     let end = offset.saturating_add(len);
-    let chunks = futures_util::stream::unfold(Some(offset), move |pos| {
+    futures_util::stream::unfold(Some(offset), move |pos| {
         let file = file.clone();
         async move {
             let pos = pos.filter(|p| *p < end)?;
@@ -189,8 +270,7 @@ fn file_body(file: Arc<std::fs::File>, offset: u64, len: u64) -> Body {
                 Err(e) => (Err(e), None),
             })
         }
-    });
-    body::stream(chunks)
+    })
 }
 
 /// The body for bytes `start .. start+len` of `payload` (zero-copy for in-memory payloads).
@@ -754,6 +834,59 @@ mod tests {
             };
             prop_assert_eq!(got, want);
         }
+
+        #[test]
+        fn a_growing_range_names_the_bytes_parse_range_names_once_they_exist(
+            value in prop_oneof![range_value(), "bytes=[0-9]{0,3}-[0-9]{0,3}", any::<String>()],
+            len in 1u64..2000,
+        ) {
+            match parse_growing_range(&value) {
+                Some(GrowingRange::Bounded { start, end }) if end < len => {
+                    prop_assert_eq!(parse_range(&value, len), RangeSpec::Partial { start, end });
+                }
+                Some(GrowingRange::From { start }) if start < len => {
+                    prop_assert_eq!(
+                        parse_range(&value, len),
+                        RangeSpec::Partial { start, end: len - 1 }
+                    );
+                }
+                Some(r) => prop_assert!(r.needs() > len),
+                // Not answerable early: a suffix, or ignored by both.
+                None => {
+                    let suffix = value
+                        .split_once('=')
+                        .is_some_and(|(_, set)| set.trim().starts_with('-'));
+                    prop_assert!(suffix || parse_range(&value, len) == RangeSpec::Full, "{value}");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_growing_range_is_a_206_with_an_unknown_length_and_exactly_its_bytes() {
+        let mut f = tempfile::NamedTempFile::new().expect("temp");
+        f.write_all(DATA).expect("write");
+        let file = Arc::new(f.reopen().expect("reopen"));
+        let held = Arc::new(());
+        let resp = respond_growing(
+            HeaderValue::from_static("\"v1\""),
+            "video/mp4",
+            file,
+            (2, 5),
+            extra(),
+            held.clone(),
+        );
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        let h = resp.headers();
+        assert_eq!(h["content-range"], "bytes 2-5/*");
+        assert_eq!(h["content-length"], "4");
+        assert_eq!(h["etag"], "\"v1\"");
+        assert_eq!(h["accept-ranges"], "bytes");
+        assert_eq!(h["x-cache-status"], "HIT");
+        assert_eq!(Arc::strong_count(&held), 2, "held while the body lives");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"2345");
+        assert_eq!(Arc::strong_count(&held), 1, "released with the body");
     }
 
     #[test]
