@@ -1,8 +1,7 @@
 //! `vrctl` / `kubectl-vr`: parse the command line, run one command, print the result (human by
 //! default, `-o json|yaml` for scripts) and exit with a code from [`vr_cli::exit`].
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +10,7 @@ use vr_cli::dataplane;
 use vr_cli::exit::{self, CliError};
 use vr_cli::files;
 use vr_cli::progress::Progress;
-use vr_cli::report::{history_text, status_text, status_value};
+use vr_cli::report::{history_text, print, status_text, status_value, Format};
 use vr_cli::watch::{self, Outcome};
 
 const EXIT_CODES: &str = "Exit codes: 0 ok (status --watch: rolled out and ready); 1 the command \
@@ -29,13 +28,6 @@ struct Cli {
     output: Format,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-    Yaml,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -82,7 +74,7 @@ enum Command {
         #[arg(short = 'w', long)]
         watch: bool,
         /// Give up watching after this long (`90s`, `10m`, `1m30s`; exit 3).
-        #[arg(long, requires = "watch", default_value = "10m", value_parser = parse_timeout)]
+        #[arg(long, requires = "watch", default_value = "10m", value_parser = watch::parse_timeout)]
         timeout: Duration,
     },
     /// A config's revision history and outcomes.
@@ -194,14 +186,6 @@ enum Command {
     },
 }
 
-/// A `--timeout` value: `90s`, `10m`, `1m30s` or plain seconds, more than zero.
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match vr_crds::media::parse_time_ms(s)? {
-        0 => Err("must be longer than zero".into()),
-        ms => Ok(Duration::from_millis(ms)),
-    }
-}
-
 /// The program's name as invoked: `kubectl vr` as the kubectl plugin, `vrctl` otherwise.
 fn program_name() -> &'static str {
     let invoked = std::env::args_os()
@@ -246,20 +230,6 @@ fn main() -> ExitCode {
             eprintln!("vrctl: {e}");
             ExitCode::from(e.code)
         }
-    }
-}
-
-fn print<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> String) {
-    match format {
-        Format::Human => print!("{}", human()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
-        ),
-        Format::Yaml => print!(
-            "{}",
-            serde_yaml::to_string(value).unwrap_or_else(|e| format!("error: {e}\n"))
-        ),
     }
 }
 
@@ -393,55 +363,37 @@ async fn connect(k: &KubeArgs) -> Result<Cluster, CliError> {
     .await
 }
 
-/// Follows config `name` until [`watch::outcome`] says done (exit 0) or failed (exit 1), or
-/// `timeout` passes (exit 3). Each change of state is a line on stderr; the final status goes
-/// to stdout in the chosen format.
+/// `status --watch`: follows config `name` (state changes on stderr), prints the final status
+/// in the chosen format, and maps the outcome to the exit code ([`watch::follow`]).
 async fn watch_status(
     f: Format,
     c: &Cluster,
     name: &str,
     timeout: Duration,
 ) -> Result<u8, CliError> {
-    let deadline = std::time::Instant::now() + timeout;
-    let mut last: Option<Outcome> = None;
-    loop {
-        let cfg = c.get(name).await?;
-        let now = watch::outcome(&cfg);
-        if last.as_ref() != Some(&now) {
-            let (word, why) = match &now {
-                Outcome::Done(m) => ("rolled out", m),
-                Outcome::Failed(m) => ("FAILED", m),
-                Outcome::Waiting(m) => ("waiting", m),
-            };
-            eprintln!("{}/{name}: {word}: {why}", c.namespace);
-        }
-        match &now {
-            Outcome::Done(_) => {
-                print(f, &status_value(&cfg), || status_text(&c.namespace, &cfg));
-                return Ok(exit::OK);
-            }
-            Outcome::Failed(m) => {
-                print(f, &status_value(&cfg), || status_text(&c.namespace, &cfg));
-                return Err(CliError::new(
-                    exit::FAILED,
-                    format!("{name} was rolled back or is invalid: {m}"),
-                ));
-            }
-            Outcome::Waiting(m) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return Err(CliError::new(
-                        exit::UNAVAILABLE,
-                        format!(
-                            "{name}: not rolled out after {}s; last: {m}",
-                            timeout.as_secs()
-                        ),
-                    ));
-                }
-                last = Some(now);
-                tokio::time::sleep(left.min(Duration::from_secs(1))).await;
-            }
-        }
+    let (outcome, cfg) = watch::follow(c, name, timeout, |o| {
+        let (word, why) = match o {
+            Outcome::Done(m) => ("rolled out", m),
+            Outcome::Failed(m) => ("FAILED", m),
+            Outcome::Waiting(m) => ("waiting", m),
+        };
+        eprintln!("{}/{name}: {word}: {why}", c.namespace);
+    })
+    .await?;
+    print(f, &status_value(&cfg), || status_text(&c.namespace, &cfg));
+    match outcome {
+        Outcome::Done(_) => Ok(exit::OK),
+        Outcome::Failed(m) => Err(CliError::new(
+            exit::FAILED,
+            format!("{name} was rolled back or is invalid: {m}"),
+        )),
+        Outcome::Waiting(m) => Err(CliError::new(
+            exit::UNAVAILABLE,
+            format!(
+                "{name}: not rolled out after {}s; last: {m}",
+                timeout.as_secs()
+            ),
+        )),
     }
 }
 

@@ -9,7 +9,47 @@
 //! * [`Outcome::Waiting`]: anything else (not observed yet, a canary, activation, a bake,
 //!   pods not ready); the watch goes on until its timeout (exit 3).
 
+use crate::cluster::Cluster;
+use crate::exit::CliError;
+use std::time::{Duration, Instant};
 use vr_crds::resources::VideoResizerConfig;
+
+/// How often the config is read while following it.
+const POLL: Duration = Duration::from_secs(1);
+
+/// A `--timeout` value: `90s`, `10m`, `1m30s` or plain seconds, more than zero.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match vr_crds::media::parse_time_ms(s)? {
+        0 => Err("must be longer than zero".into()),
+        ms => Ok(Duration::from_millis(ms)),
+    }
+}
+
+/// Reads config `name` every second until [`outcome`] is done or failed, or `timeout`
+/// passes (then the last outcome is `Waiting`). `changed` sees each new outcome. Returns the
+/// outcome and the config as last read.
+pub async fn follow(
+    c: &Cluster,
+    name: &str,
+    timeout: Duration,
+    mut changed: impl FnMut(&Outcome),
+) -> Result<(Outcome, VideoResizerConfig), CliError> {
+    let deadline = Instant::now() + timeout;
+    let mut last: Option<Outcome> = None;
+    loop {
+        let cfg = c.get(name).await?;
+        let now = outcome(&cfg);
+        if last.as_ref() != Some(&now) {
+            changed(&now);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !matches!(now, Outcome::Waiting(_)) || left.is_zero() {
+            return Ok((now, cfg));
+        }
+        last = Some(now);
+        tokio::time::sleep(left.min(POLL)).await;
+    }
+}
 
 /// Where a config's rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +119,15 @@ mod tests {
             ..VideoResizerConfigStatus::default()
         });
         c
+    }
+
+    #[test]
+    fn timeouts_read_like_durations_and_are_never_zero() {
+        assert_eq!(parse_timeout("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("soon").is_err());
     }
 
     #[test]

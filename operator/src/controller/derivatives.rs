@@ -22,6 +22,9 @@ use vr_crds::contract;
 use vr_crds::resources::{Derivative, VideoResizerConfig};
 use vr_operator_core::plan::derivative::derivative_status;
 
+/// How often a Derivative that waits for its config is looked at again without an event.
+const RECHECK: Duration = Duration::from_secs(10);
+
 /// What a Derivative reconcile reads.
 struct Ctx {
     client: Client,
@@ -72,15 +75,29 @@ pub async fn run(client: Client, namespace: Option<String>) {
 /// Writes the status `d` should have (only when it changed).
 async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let ns = d.namespace().ok_or(Error::NoNamespace)?;
-    // A config created before this watch listed it is reported on its first event, which
-    // wakes this Derivative again.
-    let _ = ctx.configs.wait_until_ready().await;
+    // Until the config watch has listed once, an absent config proves nothing: look again
+    // shortly (never block here: the controller polls that watch between reconciles).
+    let listed =
+        tokio::time::timeout(Duration::from_millis(100), ctx.configs.wait_until_ready()).await;
+    if !matches!(listed, Ok(Ok(()))) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let config = ctx
         .configs
         .get(&ObjectRef::<VideoResizerConfig>::new(&d.spec.config).within(&ns));
     let status = derivative_status(&d, config.as_deref(), Timestamp::now());
+    // Waiting (no config yet, or not reconciled yet): look again soon even if no event comes.
+    let next = if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Reconciling" && c.status == "True")
+    {
+        Action::requeue(RECHECK)
+    } else {
+        Action::await_change()
+    };
     if d.status.as_ref() == Some(&status) {
-        return Ok(Action::await_change());
+        return Ok(next);
     }
     let api: Api<Derivative> = Api::namespaced(ctx.client.clone(), &ns);
     let body = serde_json::json!({
@@ -95,7 +112,15 @@ async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     )
     .await
     .map_err(Error::Status)?;
-    Ok(Action::await_change())
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    tracing::info!(
+        derivative = %d.name_any(),
+        namespace = %ns,
+        ready = ready.map_or("", |c| c.status.as_str()),
+        reason = ready.map_or("", |c| c.reason.as_str()),
+        "derivative status written"
+    );
+    Ok(next)
 }
 
 fn error_policy(d: Arc<Derivative>, err: &Error, _ctx: Arc<Ctx>) -> Action {
