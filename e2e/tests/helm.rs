@@ -1001,6 +1001,41 @@ async fn health_and_validation(
         "VALIDATE vrctl and the operator agree on {} errors",
         cli.len()
     );
+    // `kustomize build | vrctl validate -`: a stream with objects of other API groups.
+    let stream = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: media-origin}}\nstringData: {{token: x}}\n---\n{}",
+        example(ns, 8080)?
+    );
+    let out = {
+        use std::io::Write;
+        let mut child = Command::new(binary("vrctl"))
+            .args(["validate", "-o", "json", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stream.as_bytes())?;
+        child.wait_with_output()?
+    };
+    let report = json_of(&out)?;
+    ensure!(
+        out.status.success() && report["ignored"][0] == "v1 Secret/media-origin",
+        "validate - on a kustomize-like stream: {:?} {report}",
+        out.status.code()
+    );
+    eprintln!(
+        "VALIDATE a stream with a Secret: valid, {} ignored",
+        report["ignored"]
+    );
+    let out = vrctl(&["completion", "bash"], None)?;
+    ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_vrctl"),
+        "vrctl completion bash"
+    );
 
     let dir = tempfile::tempdir()?;
     for (name, obj, want) in [
