@@ -21,14 +21,30 @@ pub struct Cluster {
     pub namespace: String,
 }
 
-/// Connects with the kubeconfig (`KUBECONFIG` or `~/.kube/config`, context `context` or the
-/// current one), or in-cluster when there is no kubeconfig. The namespace is `namespace`, else
+/// Connects with the kubeconfig (`kubeconfig`, else `KUBECONFIG` or `~/.kube/config`; context
+/// `context` or the current one), or in-cluster when there is no kubeconfig. The namespace is `namespace`, else
 /// the context's, else `default`.
-pub async fn connect(context: Option<&str>, namespace: Option<&str>) -> Result<Cluster, CliError> {
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<Cluster, CliError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_owned),
         ..KubeConfigOptions::default()
     };
+    if let Some(path) = kubeconfig {
+        let kc = Kubeconfig::read_from(path).map_err(|e| {
+            CliError::new(
+                exit::UNAVAILABLE,
+                format!("--kubeconfig {}: {e}", path.display()),
+            )
+        })?;
+        let config = Config::from_custom_kubeconfig(kc, &options)
+            .await
+            .map_err(|e| CliError::new(exit::UNAVAILABLE, format!("kubeconfig: {e}")))?;
+        return Cluster::new(config, namespace);
+    }
     let config = match Kubeconfig::read() {
         Ok(kc) => Config::from_custom_kubeconfig(kc, &options)
             .await
@@ -41,15 +57,21 @@ pub async fn connect(context: Option<&str>, namespace: Option<&str>) -> Result<C
         })?,
         Err(e) => return Err(CliError::new(exit::UNAVAILABLE, format!("kubeconfig: {e}"))),
     };
-    let ns = namespace
-        .map(str::to_owned)
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client = Client::try_from(config)
-        .map_err(|e| CliError::new(exit::UNAVAILABLE, format!("Kubernetes client: {e}")))?;
-    Ok(Cluster {
-        client,
-        namespace: ns,
-    })
+    Cluster::new(config, namespace)
+}
+
+impl Cluster {
+    fn new(config: Config, namespace: Option<&str>) -> Result<Cluster, CliError> {
+        let ns = namespace
+            .map(str::to_owned)
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config)
+            .map_err(|e| CliError::new(exit::UNAVAILABLE, format!("Kubernetes client: {e}")))?;
+        Ok(Cluster {
+            client,
+            namespace: ns,
+        })
+    }
 }
 
 /// A rollout request: one annotation set (or removed, for resume) on the config.

@@ -43,6 +43,9 @@ pub struct Loaded {
     pub configs: Vec<FoundConfig>,
     pub derivatives: Vec<Derivative>,
     pub problems: Vec<Problem>,
+    /// Objects of other API groups (`v1/Secret`, `kustomize.config.k8s.io/...`), skipped, as
+    /// `apiVersion kind/name`.
+    pub ignored: Vec<String>,
 }
 
 /// The outcome for one config.
@@ -55,7 +58,9 @@ pub struct Checked {
 }
 
 /// Reads `(name, text)` sources: every document of every source, in order. Empty documents
-/// are skipped; a document of another kind or apiVersion is a problem.
+/// and objects of other API groups are skipped (so `kustomize build | vrctl validate -` and
+/// a GitOps directory with Secrets and Kustomizations work); a document without
+/// `apiVersion`, or of group `videoresizer.io` with another version or kind, is a problem.
 pub fn load(sources: &[(String, String)]) -> Loaded {
     let mut out = Loaded::default();
     for (file, text) in sources {
@@ -94,7 +99,12 @@ fn classify(file: &str, index: usize, value: Value, out: &mut Loaded) {
         message,
     };
     let want = format!("{GROUP}/{VERSION}");
-    if value["apiVersion"].as_str() != Some(want.as_str()) {
+    let api_version = value["apiVersion"].as_str().unwrap_or_default();
+    if !api_version.is_empty() && api_version.split('/').next() != Some(GROUP) {
+        out.ignored.push(format!("{api_version} {object}"));
+        return;
+    }
+    if api_version != want {
         let p = problem(
             "apiVersion",
             format!(
@@ -255,11 +265,32 @@ spec: {config: web, width: 640, height: 360}
     }
 
     #[test]
-    fn other_kinds_and_versions_are_refused() {
+    fn other_kinds_and_versions_of_our_group_are_refused() {
         let (_, problems) = check(&src(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n---\napiVersion: videoresizer.io/v1alpha1\nkind: Pod\nmetadata: {name: y}\n",
+            "apiVersion: videoresizer.io/v1\nkind: Derivative\nmetadata: {name: x}\n---\napiVersion: videoresizer.io/v1alpha1\nkind: Pod\nmetadata: {name: y}\n---\norigins: []\n",
         ));
         let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["apiVersion", "kind"]);
+        assert_eq!(paths, ["apiVersion", "kind", "apiVersion"]);
+    }
+
+    #[test]
+    fn objects_of_other_groups_are_skipped_as_kustomize_build_emits_them() {
+        let stream = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: media-origin}}\nstringData: {{token: x}}\n---\n\
+             apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n---\n\
+             {CONFIG}"
+        );
+        let loaded = load(&src(&stream));
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        assert_eq!(
+            loaded.ignored,
+            [
+                "v1 Secret/media-origin",
+                "kustomize.config.k8s.io/v1beta1 Kustomization/<document 2>"
+            ]
+        );
+        assert_eq!(loaded.configs.len(), 1);
+        let (checked, problems) = check(&src(&stream));
+        assert!(problems.is_empty() && checked[0].result.is_ok());
     }
 }

@@ -8,6 +8,7 @@
 //! * [`dataplane`] — prewarm (public port) and purge (admin API) against running data planes.
 //! * [`progress`] — a progress bar on stderr (only on a terminal).
 //! * [`report`] — what `status` and `history` print.
+//! * [`watch`] — `status --watch`: a rollout's outcome read as kstatus reads it.
 //! * [`exit`] — the exit codes scripts can rely on, and the error type that carries them.
 
 pub mod cluster;
@@ -16,3 +17,4 @@ pub mod exit;
 pub mod files;
 pub mod progress;
 pub mod report;
+pub mod watch;

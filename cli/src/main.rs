@@ -1,8 +1,7 @@
 //! `vrctl` / `kubectl-vr`: parse the command line, run one command, print the result (human by
 //! default, `-o json|yaml` for scripts) and exit with a code from [`vr_cli::exit`].
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,11 +10,13 @@ use vr_cli::dataplane;
 use vr_cli::exit::{self, CliError};
 use vr_cli::files;
 use vr_cli::progress::Progress;
-use vr_cli::report::{history_text, status_text, status_value};
+use vr_cli::report::{history_text, print, status_text, status_value, Format};
+use vr_cli::watch::{self, Outcome};
 
-const EXIT_CODES: &str = "Exit codes: 0 ok; 1 the command found problems (invalid config, failed \
-prewarm or purge); 2 bad command line; 3 the API server or a data plane could not be reached, or \
-a wait timed out; 4 the config or revision does not exist; 5 the API server refused the request.";
+const EXIT_CODES: &str = "Exit codes: 0 ok (status --watch: rolled out and ready); 1 the command \
+found problems (invalid config, failed prewarm or purge; status --watch: rolled back or invalid); \
+2 bad command line; 3 the API server or a data plane could not be reached, or a wait timed out; \
+4 the config or revision does not exist; 5 the API server refused the request.";
 
 /// video-resizer's command line: validate and render configs offline, follow and steer
 /// rollouts, purge and prewarm data planes.
@@ -29,16 +30,12 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
-    Human,
-    Json,
-    Yaml,
-}
-
 #[derive(Args, Debug, Clone)]
 struct KubeArgs {
-    /// Kubeconfig context (default: the current one; KUBECONFIG is honoured).
+    /// Kubeconfig file (default: KUBECONFIG, else ~/.kube/config, else in-cluster).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context (default: the current one).
     #[arg(long)]
     context: Option<String>,
     /// Namespace (default: the context's).
@@ -66,11 +63,19 @@ enum Command {
         #[arg(required = true)]
         files: Vec<String>,
     },
-    /// A config's phase, revision, conditions and rollout.
+    /// A config's phase, revision, conditions and rollout. With --watch, follow the rollout to
+    /// its outcome and exit 0 once rolled out and ready, 1 when rolled back or invalid, 3 on
+    /// timeout (a CI gate after `kubectl apply`).
     Status {
         name: String,
         #[command(flatten)]
         kube: KubeArgs,
+        /// Follow the rollout until it is rolled out (exit 0) or rolled back (exit 1).
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// Give up watching after this long (`90s`, `10m`, `1m30s`; exit 3).
+        #[arg(long, requires = "watch", default_value = "10m", value_parser = watch::parse_timeout)]
+        timeout: Duration,
     },
     /// A config's revision history and outcomes.
     History {
@@ -145,6 +150,11 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Print a shell completion script (`source <(vrctl completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Request every path × derivative on a data plane so the variants are transformed and cached.
     Prewarm {
         /// Public base URL of the data plane (a Service or an ingress).
@@ -176,10 +186,8 @@ enum Command {
     },
 }
 
-/// Parses the command line; help and errors name the program as it was invoked (`kubectl vr`
-/// when installed as the kubectl plugin `kubectl-vr`, `vrctl` otherwise).
-fn parse_args() -> Cli {
-    use clap::{CommandFactory, FromArgMatches};
+/// The program's name as invoked: `kubectl vr` as the kubectl plugin, `vrctl` otherwise.
+fn program_name() -> &'static str {
     let invoked = std::env::args_os()
         .next()
         .and_then(|a| {
@@ -188,11 +196,18 @@ fn parse_args() -> Cli {
                 .map(|f| f.to_string_lossy().into_owned())
         })
         .unwrap_or_default();
-    let name = if invoked.starts_with("kubectl-vr") {
+    if invoked.starts_with("kubectl-vr") {
         "kubectl vr"
     } else {
         "vrctl"
-    };
+    }
+}
+
+/// Parses the command line; help and errors name the program as it was invoked (`kubectl vr`
+/// when installed as the kubectl plugin `kubectl-vr`, `vrctl` otherwise).
+fn parse_args() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let name = program_name();
     let matches = Cli::command().name(name).bin_name(name).get_matches();
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
@@ -218,20 +233,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn print<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> String) {
-    match format {
-        Format::Human => print!("{}", human()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
-        ),
-        Format::Yaml => print!(
-            "{}",
-            serde_yaml::to_string(value).unwrap_or_else(|e| format!("error: {e}\n"))
-        ),
-    }
-}
-
 fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
@@ -241,10 +242,29 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Validate { files } => validate(f, &files),
         Command::Render { files } => render(f, &files),
-        Command::Status { name, kube } => {
+        Command::Status {
+            name,
+            kube,
+            watch,
+            timeout,
+        } => {
             let c = connect(&kube).await?;
+            if watch {
+                return watch_status(f, &c, &name, timeout).await;
+            }
             let cfg = c.get(&name).await?;
             print(f, &status_value(&cfg), || status_text(&c.namespace, &cfg));
+            Ok(exit::OK)
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let name = if program_name() == "vrctl" {
+                "vrctl"
+            } else {
+                "kubectl-vr"
+            };
+            let mut cmd = Cli::command().name(name).bin_name(name);
+            clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
             Ok(exit::OK)
         }
         Command::History { name, kube } => {
@@ -335,11 +355,51 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
 }
 
 async fn connect(k: &KubeArgs) -> Result<Cluster, CliError> {
-    cluster::connect(k.context.as_deref(), k.namespace.as_deref()).await
+    cluster::connect(
+        k.kubeconfig.as_deref(),
+        k.context.as_deref(),
+        k.namespace.as_deref(),
+    )
+    .await
+}
+
+/// `status --watch`: follows config `name` (state changes on stderr), prints the final status
+/// in the chosen format, and maps the outcome to the exit code ([`watch::follow`]).
+async fn watch_status(
+    f: Format,
+    c: &Cluster,
+    name: &str,
+    timeout: Duration,
+) -> Result<u8, CliError> {
+    let (outcome, cfg) = watch::follow(c, name, timeout, |o| {
+        let (word, why) = match o {
+            Outcome::Done(m) => ("rolled out", m),
+            Outcome::Failed(m) => ("FAILED", m),
+            Outcome::Waiting(m) => ("waiting", m),
+        };
+        eprintln!("{}/{name}: {word}: {why}", c.namespace);
+    })
+    .await?;
+    print(f, &status_value(&cfg), || status_text(&c.namespace, &cfg));
+    match outcome {
+        Outcome::Done(_) => Ok(exit::OK),
+        Outcome::Failed(m) => Err(CliError::new(
+            exit::FAILED,
+            format!("{name} was rolled back or is invalid: {m}"),
+        )),
+        Outcome::Waiting(m) => Err(CliError::new(
+            exit::UNAVAILABLE,
+            format!(
+                "{name}: not rolled out after {}s; last: {m}",
+                timeout.as_secs()
+            ),
+        )),
+    }
 }
 
 fn validate(f: Format, paths: &[String]) -> Result<u8, CliError> {
     let sources = files::read_sources(paths)?;
+    let ignored = files::load(&sources).ignored;
     let (checked, mut problems) = files::check(&sources);
     let mut valid = Vec::new();
     for c in checked {
@@ -354,9 +414,15 @@ fn validate(f: Format, paths: &[String]) -> Result<u8, CliError> {
     let ok = problems.is_empty();
     print(
         f,
-        &json!({"valid": ok, "validConfigs": valid, "errors": problems}),
+        &json!({"valid": ok, "validConfigs": valid, "errors": problems, "ignored": ignored}),
         || {
             let mut s = String::new();
+            if !ignored.is_empty() {
+                s.push_str(&format!(
+                    "skipped {} object(s) of other API groups\n",
+                    ignored.len()
+                ));
+            }
             for p in &problems {
                 s.push_str(&format!("{p}\n"));
             }

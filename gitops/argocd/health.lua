@@ -1,18 +1,21 @@
 -- Argo CD health check for videoresizer.io/VideoResizerConfig.
 -- Argo CD runs this with the live object as the global `obj` and reads the returned table.
 -- The operator's status follows kstatus: observedGeneration, and the conditions Ready,
--- Progressing, Degraded and (after a rollback) RolledBack; status.rollout.state says whether a
--- canary is running, paused or baking.
+-- Reconciling, Stalled, Progressing, Degraded and (after a rollback) RolledBack;
+-- status.rollout.state says whether a canary is running, paused or baking.
 --
 --   spec not observed yet (observedGeneration < generation)  -> Progressing
 --   rollout paused (status.rollout.state == Paused)            -> Suspended
---   Progressing=True (canary steps, a retry, waiting for pods) -> Progressing
---   RolledBack=True (the spec's revision was rolled back)      -> Degraded  (needs a fix or a retry)
+--   Stalled=True (rolled back and held back, invalid spec)     -> Degraded  (needs a fix or a retry)
+--   Reconciling=True or Progressing=True (canary, bake, pods)  -> Progressing
+--   RolledBack=True (the spec's revision was rolled back)      -> Degraded
 --   Degraded=True (invalid spec, workload short of replicas)   -> Degraded
 --   Ready=True                                                 -> Healthy
 --   anything else                                              -> Progressing (waiting)
 -- A rollout in progress wins over a RolledBack condition that is still set from the previous
--- attempt (after `vrctl retry` the canary runs again while RolledBack stays until promotion).
+-- attempt (after `vrctl retry` the canary runs again while RolledBack stays until promotion);
+-- the operator never sets Stalled while a canary runs. Objects written before Reconciling and
+-- Stalled existed are read through the other conditions.
 local hs = {}
 
 local function condition(status, type_)
@@ -59,11 +62,20 @@ if status.rollout ~= nil and status.rollout.state == "Paused" then
   return hs
 end
 
-local progressing = condition(status, "Progressing")
-if progressing ~= nil and progressing.status == "True" then
-  hs.status = "Progressing"
-  hs.message = says(progressing, "Progressing")
+local stalled = condition(status, "Stalled")
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = says(stalled, "Stalled")
   return hs
+end
+
+for _, type_ in ipairs({ "Reconciling", "Progressing" }) do
+  local c = condition(status, type_)
+  if c ~= nil and c.status == "True" then
+    hs.status = "Progressing"
+    hs.message = says(c, type_)
+    return hs
+  end
 end
 
 local rolledBack = condition(status, "RolledBack")

@@ -49,6 +49,17 @@ expect("paused", { metadata = meta, status = { observedGeneration = 2,
   rollout = { state = "Paused", revision = "r3", weight = 50 },
   conditions = { cond("Ready", "True", "Available", ""), cond("Progressing", "True", "Paused", "") } } },
   "Suspended", "r3 paused at 50%")
+expect("rolled back and held back (kstatus: Failed)", { metadata = meta, status = { observedGeneration = 2,
+  conditions = { cond("Ready", "False", "RolledBack", "r2 is held back: error rate 12% > 5%; r1 keeps serving"),
+    cond("Reconciling", "False", "RolledBack", ""), cond("Stalled", "True", "RolledBack", "r2 is held back: error rate 12% > 5%; r1 keeps serving"),
+    cond("Progressing", "False", "Reconciled", ""), cond("Degraded", "True", "RolledBack", "r2 is held back"),
+    cond("RolledBack", "True", "RolledBack", "error rate 12% > 5%") } } }, "Degraded", "error rate 12%")
+expect("baking (kstatus: InProgress)", { metadata = meta, status = { observedGeneration = 2,
+  conditions = { cond("Ready", "True", "Available", "r2 is active"), cond("Reconciling", "True", "Baking", "r2 promoted; watched for 60s"),
+    cond("Stalled", "False", "Reconciled", "") } } }, "Progressing", "watched for 60s")
+expect("invalid spec (kstatus: Failed)", { metadata = meta, status = { observedGeneration = 2,
+  conditions = { cond("Ready", "False", "InvalidSpec", "spec.x: bad"), cond("Reconciling", "False", "InvalidSpec", "waiting"),
+    cond("Stalled", "True", "InvalidSpec", "spec.x: bad") } } }, "Degraded", "spec.x: bad")
 expect("waiting for pods", { metadata = meta, status = { observedGeneration = 2,
   conditions = { cond("Ready", "False", "NoReadyPods", "no ready data-plane pods") } } }, "Progressing", "no ready")
 

@@ -23,7 +23,7 @@ pub use origins::{
     HttpAuth, HttpSource, LocalSource, Origin, Presign, S3Bucket, S3Credentials, S3Source, Source,
     TransformErrorPolicy, PRESIGN_MAX_SECONDS,
 };
-pub use params::{ParamPolicy, Signing, ValidationMode, OVERRIDABLE_PARAMS};
+pub use params::{DisallowedOverride, ParamPolicy, Signing, ValidationMode, OVERRIDABLE_PARAMS};
 pub use validate::{template_placeholders, validate_derivative, MATCHER_SIZE_LIMIT};
 
 use defaults::*;

@@ -18,9 +18,17 @@ pub struct ParamPolicy {
     #[serde(default = "yes")]
     pub allow_arbitrary: bool,
     /// Parameters a request may set on top of a derivative (others are refused in strict mode
-    /// and ignored in lenient mode).
+    /// and ignored in lenient mode). A parameter that asks for what the derivative already
+    /// produces (`?imwidth=800&imformat=h264` when the picked derivative makes MP4) is never an
+    /// override and is always accepted.
     #[serde(default = "default_overridable")]
     pub derivative_overrides: Vec<String>,
+    /// What a parameter that may not override the derivative does: `refuse` (strict mode
+    /// answers 400, lenient mode drops it with a warning) or `derivativeWins` (in either mode
+    /// the derivative's value is used and the parameter is named in `X-Param-Warnings`, as the
+    /// original Worker did, so URLs migrated from Akamai Image & Video Manager keep working).
+    #[serde(default)]
+    pub on_disallowed_override: DisallowedOverride,
     /// Let `Accept` choose `webm` over `mp4` when the request names no format.
     #[serde(default)]
     pub accept_negotiation: bool,
@@ -35,6 +43,7 @@ impl Default for ParamPolicy {
             validation: ValidationMode::Strict,
             allow_arbitrary: true,
             derivative_overrides: default_overridable(),
+            on_disallowed_override: DisallowedOverride::Refuse,
             accept_negotiation: false,
             bypass_params: default_bypass(),
         }
@@ -72,6 +81,18 @@ pub enum ValidationMode {
     Strict,
     /// Drop bad parameters and list them in `X-Param-Warnings`.
     Lenient,
+}
+
+/// What a parameter that may not override the derivative does (`params.onDisallowedOverride`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DisallowedOverride {
+    /// A client error: 400 in strict mode, dropped with a warning in lenient mode.
+    #[default]
+    Refuse,
+    /// The derivative's value is used; the parameter is ignored and named in
+    /// `X-Param-Warnings`, in strict mode too.
+    DerivativeWins,
 }
 
 /// URL signing.

@@ -41,10 +41,14 @@ macro_rules! named {
 }
 
 named! {
-    /// The condition types of `status.conditions` (kstatus: `Ready`, `Progressing`, `Degraded`;
-    /// plus `RolledBack`, set after a rollback or an abort and cleared by the next promotion).
+    /// The condition types of `status.conditions`: `Ready`; kstatus' abnormal-true pair
+    /// `Reconciling` (work in progress) and `Stalled` (stuck until someone acts);
+    /// `Progressing` and `Degraded` (Argo CD, Flux and `kubectl` habits); and `RolledBack`,
+    /// set after a rollback or an abort and cleared by the next promotion.
     pub enum ConditionType {
         Ready,
+        Reconciling,
+        Stalled,
         Progressing,
         Degraded,
         RolledBack,
@@ -76,6 +80,16 @@ named! {
         Activating,
         /// Condition: nothing to do (fully rolled out, or the spec is valid).
         Reconciled,
+        // ---- derivatives
+        /// Condition of a Derivative: its config is valid and serves it.
+        InUse,
+        /// Condition of a Derivative: the VideoResizerConfig it names does not exist.
+        ConfigNotFound,
+        /// Condition of a Derivative: its config has not reconciled its current spec yet.
+        WaitingForConfig,
+        /// Condition of a Derivative: its config's spec is invalid for other reasons, so no
+        /// new revision (with this preset) is made.
+        ConfigInvalid,
         // ---- the rollout
         /// A canary rollout started.
         RolloutStarted,

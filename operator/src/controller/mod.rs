@@ -1,5 +1,5 @@
 //! Reconcile, the acting part: observe (from watch-fed stores) → [`vr_operator_core::plan`] →
-//! perform.
+//! perform. Derivatives get their own status controller (`derivatives`), run next to it.
 //!
 //! Order of writes, so that no reader ever sees a dangling reference: the new immutable
 //! revision ConfigMap first, then the workload (server-side apply under one field manager, in
@@ -14,6 +14,7 @@
 mod act;
 pub mod backoff;
 mod context;
+mod derivatives;
 pub mod stores;
 mod window;
 
@@ -202,7 +203,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         return;
     }
     let owned = watcher::Config::default().labels(contract::LABEL_CONFIG);
-    Controller::new(
+    let configs = Controller::new(
         stores::api::<VideoResizerConfig>(&client, &namespace),
         watcher::Config::default(),
     )
@@ -224,6 +225,6 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<String>) {
         if let Err(e) = r {
             tracing::debug!(error = %e, "controller event");
         }
-    })
-    .await;
+    });
+    tokio::join!(configs, derivatives::run(client, namespace));
 }

@@ -56,14 +56,16 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Document, LoadError> {
     })
 }
 
-/// Watches `path` and calls `apply` with every new valid document (by content digest).
+/// Watches `path` and calls `apply` with every new content (by digest): the parsed document,
+/// or why the file does not parse.
 ///
-/// `apply` compiles and swaps the config; its `Err` (e.g. a token file that cannot be read) is
-/// logged like a parse error and the same content is not retried until it changes again.
-/// Runs until the task is dropped.
+/// `apply` compiles and swaps the config, or counts the refusal (a file that does not parse is
+/// a refused config like one that does not validate: `vr_config_loads_total{outcome="invalid"}`);
+/// its `Err` is logged and the same content is not retried until it changes again. Runs until
+/// the task is dropped.
 pub async fn watch<F>(path: PathBuf, interval: Duration, mut last_digest: String, mut apply: F)
 where
-    F: FnMut(Document) -> Result<(), String> + Send,
+    F: FnMut(Result<Document, String>) -> Result<(), String> + Send,
 {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(interval);
@@ -96,9 +98,7 @@ where
         if digest == last_digest || digest == last_error_digest {
             continue;
         }
-        let outcome = parse(&bytes, &path)
-            .map_err(|e| e.to_string())
-            .and_then(&mut apply);
+        let outcome = apply(parse(&bytes, &path).map_err(|e| e.to_string()));
         match outcome {
             Ok(()) => {
                 last_digest = digest;
@@ -151,17 +151,32 @@ mod tests {
             Duration::from_millis(100),
             first.digest,
             move |d| {
-                sink.lock().expect("lock").push(d.config.revision.clone());
-                Ok(())
+                let mut seen = sink.lock().expect("lock");
+                match d {
+                    Ok(d) => {
+                        seen.push(d.config.revision.clone());
+                        Ok(())
+                    }
+                    Err(reason) => {
+                        seen.push(format!("invalid: {}", reason.contains("c.yaml")));
+                        Err(reason)
+                    }
+                }
             },
         ));
         std::fs::write(&p, format!("revision: r2\n{GOOD}")).expect("write");
         wait_for(|| applied.lock().expect("lock").len() == 1).await;
         std::fs::write(&p, "origins: [ broken").expect("write");
+        wait_for(|| applied.lock().expect("lock").len() == 2).await;
+        // The same bad content is reported once, not at every poll.
         tokio::time::sleep(Duration::from_millis(500)).await;
         std::fs::write(&p, format!("revision: r3\n{GOOD}")).expect("write");
-        wait_for(|| applied.lock().expect("lock").len() == 2).await;
-        assert_eq!(*applied.lock().expect("lock"), ["r2", "r3"]);
+        wait_for(|| applied.lock().expect("lock").len() == 3).await;
+        assert_eq!(
+            *applied.lock().expect("lock"),
+            ["r2", "invalid: true", "r3"],
+            "a file that does not parse reaches apply (which counts it), naming the file"
+        );
         task.abort();
     }
 

@@ -4,7 +4,7 @@
 use super::config::Partial;
 use super::names::{Name, Value, COUNT};
 use super::{Occurrence, ParamIssue, ParamsConfig};
-use crate::request::variant::Variant;
+use crate::request::variant::{PlaybackHints, Variant};
 use http::HeaderMap;
 use vr_crds::media::{Format, Mode};
 
@@ -60,6 +60,55 @@ pub(super) fn partial_of(chosen: &[Option<Occurrence>; COUNT]) -> Partial {
             _ => None,
         },
     }
+}
+
+/// Playback hints: the request's over the preset's.
+pub(super) fn hints_of(req: &Partial, preset: Option<&Partial>) -> PlaybackHints {
+    PlaybackHints {
+        loop_: req.loop_.or(preset.and_then(|p| p.loop_)),
+        autoplay: req.autoplay.or(preset.and_then(|p| p.autoplay)),
+        muted: req.muted.or(preset.and_then(|p| p.muted)),
+        preload: req.preload.or(preset.and_then(|p| p.preload)),
+    }
+}
+
+/// Whether adding `occ` (a parameter of name `n`) to the parameters in `kept`, on top of
+/// `preset`, leaves the response as it is: the same normalized variant and the same playback
+/// hints, with no new issue. Such a parameter asks for what the derivative already produces
+/// (`imformat=h264` on a derivative that makes MP4), so accepting it overrides nothing.
+///
+/// Never true for `filename` (a derivative sets none) nor for `format` when `Accept` may still
+/// choose the preset's format (the answer would then depend on the client's `Accept`).
+pub(super) fn leaves_preset_unchanged(
+    n: Name,
+    occ: &Occurrence,
+    kept: &[Option<Occurrence>; COUNT],
+    preset: &Partial,
+    cfg: &ParamsConfig,
+) -> bool {
+    if n == Name::Filename
+        || (n == Name::Format && cfg.accept_negotiation && preset.format.is_none())
+    {
+        return false;
+    }
+    let mut with = kept.clone();
+    with[n as usize] = Some(occ.clone());
+    let outcome = |chosen: &[Option<Occurrence>; COUNT]| {
+        let req = partial_of(chosen);
+        let mut vary = Vec::new();
+        let mut issues = Vec::new();
+        let variant = build_variant(
+            &req,
+            preset,
+            chosen,
+            &HeaderMap::new(),
+            cfg,
+            &mut vary,
+            &mut issues,
+        );
+        (variant, hints_of(&req, Some(preset)), issues.is_empty())
+    };
+    outcome(&with) == outcome(kept)
 }
 
 /// Step 5: request values over the derivative's, mode and format reconciled, normalized.

@@ -2,7 +2,7 @@
 
 use super::names::{self, Name, COUNT};
 use std::collections::HashMap;
-use vr_crds::dataplane::{Derivative, ValidationMode};
+use vr_crds::dataplane::{Derivative, DisallowedOverride, ValidationMode};
 use vr_crds::media::{
     parse_bitrate_kbps, parse_fps_milli, parse_time_ms, Compression, Fit, Format, Mode, Preload,
     Quality,
@@ -88,6 +88,8 @@ pub struct ParamsConfig {
     pub(super) overridable: [bool; COUNT],
     /// The allowed overrides, for error messages.
     pub(super) overridable_list: String,
+    /// A disallowed override is ignored (and reported) instead of refused.
+    pub(super) derivative_wins: bool,
     pub(super) accept_negotiation: bool,
     pub(super) bypass: Vec<String>,
     pub(super) derivatives: HashMap<String, CompiledDerivative>,
@@ -158,6 +160,7 @@ pub fn compile(cfg: &DataPlaneConfig) -> ParamsConfig {
         allow_arbitrary: p.allow_arbitrary,
         overridable,
         overridable_list,
+        derivative_wins: p.on_disallowed_override == DisallowedOverride::DerivativeWins,
         accept_negotiation: p.accept_negotiation,
         bypass: p.bypass_params.clone(),
         derivative_list,

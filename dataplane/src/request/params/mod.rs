@@ -37,7 +37,7 @@ pub(crate) use query::{decode as decode_component, encode_into, pairs as query_p
 
 use crate::error::{Classify, Fault};
 use crate::request::variant::{PlaybackHints, Transform};
-use build::{build_variant, partial_of};
+use build::{build_variant, hints_of, partial_of};
 use config::CompiledDerivative;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use names::{Name, Value, COUNT};
@@ -90,7 +90,8 @@ pub struct Resolved {
     pub hints: PlaybackHints,
     /// Validated download name for `Content-Disposition`.
     pub filename: Option<String>,
-    /// Dropped parameters (lenient mode), for `X-Param-Warnings`.
+    /// Dropped parameters (lenient mode) and parameters the derivative won over
+    /// (`params.onDisallowedOverride: derivativeWins`), for `X-Param-Warnings`.
     pub warnings: Vec<ParamIssue>,
     /// Request headers the choice read (for `Vary`), lower-case, each once.
     pub vary: Vec<&'static str>,
@@ -134,7 +135,7 @@ impl Classify for ParamErrors {
     }
 }
 
-/// `X-Param-Warnings` for lenient mode: `param: message; param2: message`.
+/// `X-Param-Warnings` (lenient mode, or parameters a derivative won over): `param: message; param2: message`.
 ///
 /// Guarantees: printable ASCII only (anything else becomes `?`; `;` and `:` in parameter
 /// names too, so the list stays parseable), at most [`MAX_WARNINGS_HEADER`] bytes (a longer
@@ -226,7 +227,8 @@ pub fn resolve(
 
     // Step 3: a preset named explicitly, else picked by imwidth/imheight.
     let mut base = named_base(&mut chosen, cfg, &mut issues);
-    refuse_overrides(&base, &mut chosen, cfg, &mut issues);
+    let mut ignored: Vec<ParamIssue> = Vec::new();
+    refuse_overrides(&base, &mut chosen, cfg, &mut issues, &mut ignored);
 
     let req = partial_of(&chosen);
     let has_size = req.width.is_some() || req.height.is_some();
@@ -251,12 +253,7 @@ pub fn resolve(
         Base::Preset(d) => (Some(d.name.clone()), Some(d.values.clone())),
         Base::SizeOf(d) => (Some(d.name.clone()), Some(d.values.size_only())),
     };
-    let hints = PlaybackHints {
-        loop_: req.loop_.or(preset.as_ref().and_then(|p| p.loop_)),
-        autoplay: req.autoplay.or(preset.as_ref().and_then(|p| p.autoplay)),
-        muted: req.muted.or(preset.as_ref().and_then(|p| p.muted)),
-        preload: req.preload.or(preset.as_ref().and_then(|p| p.preload)),
-    };
+    let hints = hints_of(&req, preset.as_ref());
     let filename = match get(&chosen, Name::Filename) {
         Some(Value::Text(f)) => Some(f.clone()),
         _ => None,
@@ -278,6 +275,7 @@ pub fn resolve(
     if !cfg.lenient && !issues.is_empty() {
         return Err(ParamErrors(issues));
     }
+    issues.extend(ignored);
     let mut transform = transform;
     if let (false, Some(_), Transform::Variant(v)) =
         (cfg.allow_arbitrary, &derivative, &mut transform)

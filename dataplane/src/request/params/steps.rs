@@ -1,6 +1,7 @@
 //! The steps of [`super::resolve`]: scan the query, keep one occurrence per parameter, the
 //! preset a request names, the overrides it may not make, and the responsive choice.
 
+use super::build::leaves_preset_unchanged;
 use super::config::CompiledDerivative;
 use super::names::{self, Name, Value, COUNT};
 use super::MAX_PARAMS;
@@ -124,31 +125,62 @@ pub(super) fn named_base<'c>(
 }
 
 /// Drops the parameters a preset may not have overridden (or, without a preset, free-form
-/// transform parameters when only derivatives are allowed), each with an issue.
+/// transform parameters when only derivatives are allowed).
+///
+/// A parameter that leaves the preset's result unchanged is dropped silently: it overrides
+/// nothing. Any other is an issue (`params.onDisallowedOverride: refuse`) or, when the
+/// derivative wins, a note in `ignored` that is reported but never refuses the request.
 pub(super) fn refuse_overrides(
     base: &Base<'_>,
     chosen: &mut [Option<Occurrence>; COUNT],
     cfg: &ParamsConfig,
     issues: &mut Vec<ParamIssue>,
+    ignored: &mut Vec<ParamIssue>,
 ) {
-    for n in Name::ALL {
-        let refused = match base {
-            Base::Preset(d) => (n.is_overridable() && !cfg.overridable[n as usize]).then(|| {
+    let Base::Preset(d) = base else {
+        if !cfg.allow_arbitrary {
+            for n in Name::ALL.into_iter().filter(|n| n.is_transform()) {
+                if let Some(occ) = chosen[n as usize].take() {
+                    issues.push(ParamIssue::new(
+                        &occ.spelled,
+                        &occ.raw,
+                        "only derivatives may be requested here (params.allowArbitrary is false)",
+                    ));
+                }
+            }
+        }
+        return;
+    };
+    let disallowed: Vec<(Name, Occurrence)> = Name::ALL
+        .into_iter()
+        .filter(|n| n.is_overridable() && !cfg.overridable[*n as usize])
+        .filter_map(|n| chosen[n as usize].take().map(|occ| (n, occ)))
+        .collect();
+    // Each is judged against what the preset and the allowed parameters produce without it.
+    let kept: [Option<Occurrence>; COUNT] = chosen.clone();
+    for (n, occ) in disallowed {
+        if leaves_preset_unchanged(n, &occ, &kept, &d.values, cfg) {
+            continue;
+        }
+        if cfg.derivative_wins {
+            ignored.push(ParamIssue::new(
+                &occ.spelled,
+                &occ.raw,
+                format!(
+                    "ignored: derivative {} decides it (params.onDisallowedOverride is derivativeWins)",
+                    d.name
+                ),
+            ));
+        } else {
+            issues.push(ParamIssue::new(
+                &occ.spelled,
+                &occ.raw,
                 format!(
                     "may not override derivative {}; allowed: {}",
                     d.name,
                     or_none(&cfg.overridable_list)
-                )
-            }),
-            _ => (!cfg.allow_arbitrary && n.is_transform()).then(|| {
-                "only derivatives may be requested here (params.allowArbitrary is false)"
-                    .to_string()
-            }),
-        };
-        if let Some(message) = refused {
-            if let Some(occ) = chosen[n as usize].take() {
-                issues.push(ParamIssue::new(&occ.spelled, &occ.raw, message));
-            }
+                ),
+            ));
         }
     }
 }

@@ -416,6 +416,79 @@ fn unlisted_parameters_may_not_override_a_derivative() {
 }
 
 #[test]
+fn a_parameter_asking_for_what_the_derivative_produces_is_no_override() {
+    // The typical Akamai URL: imwidth picks `mobile`, which makes MP4 (`h264` is MP4's alias).
+    let r = ok("imwidth=800&imformat=h264", &strict());
+    assert_eq!(r.derivative.as_deref(), Some("mobile"));
+    assert_eq!(variant(&r), &v("derivative=mobile", &strict()));
+    assert!(r.warnings.is_empty());
+    for same in [
+        "derivative=mobile&width=854&height=640&fit=contain",
+        "derivative=mobile&mode=video&format=mp4&quality=auto&audio=true&mute=false",
+        "impolicy=thumbnail&mode=frame&f=png&obj-fit=crop&start=2s",
+        // A frame has no audio track, so asking for none changes nothing.
+        "derivative=thumbnail&audio=false",
+        "derivative=desktop&quality=auto&compression=auto",
+    ] {
+        let r = ok(same, &strict());
+        assert!(r.warnings.is_empty(), "{same}: {:?}", r.warnings);
+    }
+}
+
+#[test]
+fn a_parameter_that_changes_the_derivative_is_still_an_override() {
+    assert_eq!(
+        refused("imwidth=800&imformat=webm&w=854&h=480", &strict()),
+        ["h", "imformat"]
+    );
+    assert_eq!(
+        refused("derivative=thumbnail&format=jpg", &strict()),
+        ["format"]
+    );
+    // Accept may turn a derivative without a format into WebM: naming MP4 pins it.
+    let on = with(|c| c.params.accept_negotiation = true);
+    assert_eq!(refused("derivative=mobile&format=mp4", &on), ["format"]);
+    assert_eq!(
+        refused(
+            "derivative=mobile&filename=mobile",
+            &with(|c| c.params.derivative_overrides.clear())
+        ),
+        ["filename"]
+    );
+}
+
+#[test]
+fn when_the_derivative_wins_disallowed_overrides_are_ignored_and_reported() {
+    let wins = with(|c| {
+        c.params.on_disallowed_override = vr_crds::dataplane::DisallowedOverride::DerivativeWins
+    });
+    let r = ok("imwidth=800&imformat=webm&width=300&duration=2s", &wins);
+    assert_eq!(r.derivative.as_deref(), Some("mobile"));
+    let got = variant(&r);
+    assert_eq!(
+        (got.format, got.width, got.duration_ms),
+        (Format::Mp4, Some(854), Some(2_000)),
+        "the derivative's format and size, the allowed duration"
+    );
+    assert_eq!(warned(&r), ["width", "imformat"]);
+    assert!(
+        r.warnings[1].message.contains("mobile"),
+        "{}",
+        r.warnings[1].message
+    );
+    let header = warnings_header(&r.warnings).expect("reported in X-Param-Warnings");
+    assert!(header.to_str().unwrap_or("").contains("imformat: ignored"));
+    // Other bad parameters are still refused in strict mode.
+    assert_eq!(refused("derivative=mobile&width=300&foo=1", &wins), ["foo"]);
+    // Without a derivative there is nothing to win: allowArbitrary still decides.
+    let only = with(|c| {
+        c.params.on_disallowed_override = vr_crds::dataplane::DisallowedOverride::DerivativeWins;
+        c.params.allow_arbitrary = false;
+    });
+    assert_eq!(refused("width=300", &only), ["width"]);
+}
+
+#[test]
 fn the_override_list_comes_from_the_config() {
     let cfg = with(|c| c.params.derivative_overrides = vec!["width".into()]);
     assert_eq!(v("derivative=mobile&width=300", &cfg).width, Some(300));

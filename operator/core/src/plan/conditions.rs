@@ -1,7 +1,20 @@
-//! kstatus conditions: `Ready`, `Progressing`, `Degraded` and `RolledBack`, set from what the
-//! plan decided. A condition's `lastTransitionTime` changes only when its status flips, so
-//! re-applying the same spec produces byte-identical status (no write, no self-triggered
-//! reconcile).
+//! Status conditions, set from what the plan decided: `Ready`, kstatus' `Reconciling` and
+//! `Stalled`, `Progressing`, `Degraded` and `RolledBack`. A condition's `lastTransitionTime`
+//! changes only when its status flips, so re-applying the same spec produces byte-identical
+//! status (no write, no self-triggered reconcile).
+//!
+//! What each state reads as (kstatus, the reading of Flux, `kubectl wait` and cli-utils):
+//!
+//! | state | `Ready` | `Reconciling` | `Stalled` | kstatus |
+//! | --- | --- | --- | --- | --- |
+//! | fully rolled out, pods ready | True | False | False | Current |
+//! | canary, activation, bake, waiting for pods | False (True while baking) | True | False | InProgress |
+//! | the spec's revision rolled back (held back) | False, reason `RolledBack` | False | True | Failed |
+//! | invalid spec | False, reason `InvalidSpec` | False | True | Failed |
+//!
+//! A rolled-back change is never `Ready`: the spec's content does not serve, so
+//! `kubectl wait --for=condition=Ready` and kstatus-based tools fail instead of reporting
+//! success; the reason and the numbers that failed it are in the message.
 
 use crate::reason::{ConditionType, Reason};
 use crate::rollout;
@@ -81,18 +94,63 @@ pub struct Facts<'a> {
     pub now: Timestamp,
 }
 
-/// Sets every condition of a valid spec.
+/// Sets every condition of a valid spec. Each condition is set once per pass (an override
+/// set after a first value would flip `lastTransitionTime` on every pass).
 pub fn update(conditions: &mut Vec<Condition>, f: &Facts<'_>) {
-    availability(conditions, f);
     degradation(conditions, f);
+    let (mut ready, progressing) = availability_of(f);
+    let mut reconciling = progressing.clone();
+    let stalled = match held_back(conditions, f) {
+        Some(message) => {
+            // The change failed and nothing happens until the spec changes or a retry is
+            // asked: never Ready, whatever the serving revision does.
+            ready = (false, Reason::RolledBack, message.clone());
+            reconciling = (
+                false,
+                Reason::RolledBack,
+                "nothing to do until the spec changes or a retry is asked".into(),
+            );
+            (true, Reason::RolledBack, message)
+        }
+        None => (false, Reason::Reconciled, String::new()),
+    };
+    for (type_, (status, reason, message)) in [
+        (ConditionType::Ready, ready),
+        (ConditionType::Progressing, progressing),
+        (ConditionType::Reconciling, reconciling),
+        (ConditionType::Stalled, stalled),
+    ] {
+        set_condition(
+            conditions,
+            type_,
+            status,
+            reason,
+            &message,
+            f.generation,
+            f.now,
+        );
+    }
 }
 
-/// `Ready` and `Progressing`: a running canary, fully rolled out (or baking), activating a
-/// revision, or waiting for pods.
-fn availability(conditions: &mut Vec<Condition>, f: &Facts<'_>) {
-    let mut set = |t, status, reason, message: &str| {
-        set_condition(conditions, t, status, reason, message, f.generation, f.now)
-    };
+/// The message of `Ready` and `Stalled` while the spec's revision is held back (after a
+/// rollback or an abort, with no canary running); `None` otherwise.
+fn held_back(conditions: &[Condition], f: &Facts<'_>) -> Option<String> {
+    if f.ro.held_back.is_none() || f.canary.is_some() {
+        return None;
+    }
+    let why = conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Degraded.as_str())
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    Some(format!("{why}; {} keeps serving", f.active_label))
+}
+
+/// One condition's value: status, reason, message.
+type Value = (bool, Reason, String);
+
+/// The values of `Ready` and `Progressing`.
+fn availability_of(f: &Facts<'_>) -> (Value, Value) {
     let label = f.active_label;
     if let Some(r) = f.canary {
         let paused = r.state == RolloutState::Paused;
@@ -104,63 +162,55 @@ fn availability(conditions: &mut Vec<Condition>, f: &Facts<'_>) {
             f.steps,
             if paused { ", paused" } else { "" }
         );
-        set(
-            ConditionType::Ready,
-            false,
-            Reason::RolloutInProgress,
-            &what,
-        );
         let reason = if paused {
             Reason::RolloutPaused
         } else {
             Reason::Canary
         };
-        set(ConditionType::Progressing, true, reason, &what);
+        (
+            (false, Reason::RolloutInProgress, what.clone()),
+            (true, reason, what),
+        )
     } else if f.ready_replicas >= 1 && !(f.pointer_changes && f.ro.rollout.is_none()) {
         let available = format!(
             "{label} is active and {} data-plane pod(s) are ready",
             f.ready_replicas
         );
-        set(ConditionType::Ready, true, Reason::Available, &available);
-        match &f.ro.rollout {
-            Some(r) => set(
-                ConditionType::Progressing,
+        let progressing = match &f.ro.rollout {
+            Some(r) => (
                 true,
                 Reason::Baking,
-                &format!(
+                format!(
                     "{} promoted; watched for {}s after promotion",
                     r.revision, f.bake_seconds
                 ),
             ),
-            None => set(
-                ConditionType::Progressing,
+            None => (
                 false,
                 Reason::Reconciled,
-                &format!("{label} is fully rolled out"),
+                format!("{label} is fully rolled out"),
             ),
-        }
+        };
+        ((true, Reason::Available, available), progressing)
     } else if f.pointer_changes {
         let activating = format!("activating {label}");
-        set(ConditionType::Ready, false, Reason::Activating, &activating);
-        set(
-            ConditionType::Progressing,
-            true,
-            Reason::Activating,
-            &activating,
-        );
+        (
+            (false, Reason::Activating, activating.clone()),
+            (true, Reason::Activating, activating),
+        )
     } else {
-        set(
-            ConditionType::Ready,
-            false,
-            Reason::NoReadyPods,
-            "no data-plane pod is ready yet",
-        );
-        set(
-            ConditionType::Progressing,
-            true,
-            Reason::WaitingForPods,
-            "waiting for data-plane pods to become ready",
-        );
+        (
+            (
+                false,
+                Reason::NoReadyPods,
+                "no data-plane pod is ready yet".into(),
+            ),
+            (
+                true,
+                Reason::WaitingForPods,
+                "waiting for data-plane pods to become ready".into(),
+            ),
+        )
     }
 }
 

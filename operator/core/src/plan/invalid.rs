@@ -73,6 +73,12 @@ pub fn invalid(
             "waiting for a valid spec",
         ),
         (ConditionType::Degraded, true, message.as_str()),
+        (ConditionType::Stalled, true, message.as_str()),
+        (
+            ConditionType::Reconciling,
+            false,
+            "waiting for a valid spec",
+        ),
     ] {
         set_condition(
             &mut conditions,

@@ -14,12 +14,14 @@
 //! * The newest `revisionHistoryLimit` revisions are kept, and the ones in use always.
 //! * The workload is declared every pass as a list of objects ([`children`]) built from the
 //!   spec ([`workload`]).
+//! * A Derivative's status ([`derivative`]) is read from the config it names.
 //! * Conditions ([`conditions`]) change `lastTransitionTime` only when their status flips, so
 //!   re-applying the same spec produces byte-identical status ([`status`]; no write, no
 //!   self-triggered reconcile).
 
 pub mod children;
 pub mod conditions;
+pub mod derivative;
 mod invalid;
 pub mod meta;
 pub mod revisions;

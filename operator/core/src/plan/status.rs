@@ -29,9 +29,10 @@ pub struct Parts<'a> {
 /// when its last pod goes, `SpecValid` after an invalid spec.
 pub fn events(p: &Parts<'_>, events: &mut Vec<EventSpec>) {
     let prev = p.prev;
-    let ready = p.ready_replicas >= 1 && !p.pointer_changes && p.canary.is_none();
     let was_ready = is_true(&prev.conditions, ConditionType::Ready);
     let now_ready = is_true(&p.conditions, ConditionType::Ready);
+    // Not `Ready` after a rollback, although pods serve: no `Available` event then either.
+    let ready = now_ready && p.ready_replicas >= 1 && !p.pointer_changes && p.canary.is_none();
     if ready && !was_ready {
         events.push(EventSpec::new(
             Reason::Available,

@@ -374,3 +374,114 @@ fn a_spec_that_turns_invalid_during_a_canary_takes_the_canary_out_of_traffic() {
     assert_eq!(p3.status.canary_weight, 0);
     assert!(p3.events.iter().any(|e| e.reason == Reason::RolloutStopped));
 }
+
+/// The cluster after the first plan, with one ready pod.
+fn o1_again(p0: &Plan) -> Observed {
+    after(p0, Observed::default(), 1)
+}
+
+/// `(status, reason)` of a condition.
+fn read(s: &VideoResizerConfigStatus, t: ConditionType) -> (String, String) {
+    let c = condition(s, t);
+    (c.status.clone(), c.reason.clone())
+}
+
+fn pair(status: &str, reason: Reason) -> (String, String) {
+    (status.to_owned(), reason.as_str().to_owned())
+}
+
+#[test]
+fn kstatus_reads_current_in_progress_and_failed_and_a_rolled_back_change_is_never_ready() {
+    // Activating r1: InProgress. Rolled out with a ready pod: Current (Ready, nothing
+    // reconciling, not stalled).
+    let (cfg, p0, o1) = first_revision(1);
+    assert_eq!(
+        read(&p0.status, ConditionType::Reconciling),
+        pair("True", Reason::Activating)
+    );
+    let p1 = plan(
+        &with_status(cfg.clone(), &p0),
+        &derivatives(),
+        &o1,
+        &settings(),
+        t(1),
+    );
+    let s1 = &p1.status;
+    assert_eq!(read(s1, READY), pair("True", Reason::Available));
+    assert_eq!(read(s1, ConditionType::Reconciling).0, "False");
+    assert_eq!(read(s1, ConditionType::Stalled).0, "False");
+
+    // A canary: InProgress (Reconciling mirrors Progressing).
+    let mut ds = derivatives();
+    ds[0].spec.preset.height = Some(200);
+    let p2 = plan(&with_status(cfg.clone(), &p1), &ds, &o1, &settings(), t(5));
+    let o2 = after(&p2, o1, 1);
+    assert_eq!(
+        read(&p2.status, READY),
+        pair("False", Reason::RolloutInProgress)
+    );
+    assert_eq!(
+        read(&p2.status, ConditionType::Reconciling),
+        pair("True", Reason::Canary)
+    );
+    assert_eq!(read(&p2.status, ConditionType::Stalled).0, "False");
+
+    // Aborted: r2 held back, r1 serves with a ready pod, and still the config is not Ready —
+    // Stalled with the reason, so `kubectl wait --for=condition=Ready` and kstatus fail.
+    let mut aborted = with_status(cfg.clone(), &p2);
+    aborted
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(contract::ANNOTATION_ABORT.into(), "t".into());
+    let p3 = plan(&aborted, &ds, &o2, &settings(), t(10));
+    let o3 = after(&p3, o2, 1);
+    assert!(p3.status.held_back.is_some(), "{:?}", p3.status);
+    let ready = condition(&p3.status, READY);
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "RolledBack")
+    );
+    assert!(
+        ready.message.contains("held back") && ready.message.contains("r1 keeps serving"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        read(&p3.status, ConditionType::Stalled),
+        pair("True", Reason::RolledBack)
+    );
+    assert_eq!(read(&p3.status, ConditionType::Reconciling).0, "False");
+    assert_eq!(read(&p3.status, DEGRADED).0, "True");
+
+    // The next passes settle, then change nothing, and announce no availability.
+    let p4 = plan(&with_status(cfg.clone(), &p3), &ds, &o3, &settings(), t(20));
+    let p5 = plan(&with_status(cfg.clone(), &p4), &ds, &o3, &settings(), t(30));
+    assert_eq!(p5.status, p4.status, "byte-identical status: no write");
+    assert_eq!(read(&p5.status, READY), pair("False", Reason::RolledBack));
+    assert!(
+        p4.events
+            .iter()
+            .chain(&p5.events)
+            .all(|e| e.reason != Reason::Available),
+        "{:?}",
+        p4.events
+    );
+
+    // An invalid spec is Failed too.
+    let mut bad = derivatives();
+    bad[0].spec.preset.width = Some(5);
+    let p6 = plan(
+        &with_status(cfg, &p1),
+        &bad,
+        &o1_again(&p0),
+        &settings(),
+        t(40),
+    );
+    assert_eq!(
+        read(&p6.status, ConditionType::Stalled),
+        pair("True", Reason::InvalidSpec)
+    );
+    assert_eq!(read(&p6.status, ConditionType::Reconciling).0, "False");
+    assert_eq!(read(&p6.status, READY).0, "False");
+}

@@ -1,0 +1,129 @@
+//! Derivative status: a second, small controller that writes each Derivative's `Ready`,
+//! `Reconciling` and `Stalled` conditions ([`vr_operator_core::plan::derivative`]), so a
+//! Derivative naming a missing or invalid config says why instead of failing silently.
+//!
+//! It watches Derivatives and VideoResizerConfigs on its own (two more watches; a config
+//! reconcile never waits for it). A config event wakes the Derivatives that name the config,
+//! and a reconcile reads the config from the watch's store: no request but the status write,
+//! and that only when the status changed.
+
+use super::context::Error;
+use super::stores;
+use futures_util::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, ResourceExt};
+use std::sync::Arc;
+use std::time::Duration;
+use vr_crds::contract;
+use vr_crds::resources::{Derivative, VideoResizerConfig};
+use vr_operator_core::plan::derivative::derivative_status;
+
+/// How often a Derivative that waits for its config is looked at again without an event.
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// What a Derivative reconcile reads.
+struct Ctx {
+    client: Client,
+    configs: Store<VideoResizerConfig>,
+}
+
+/// Runs the Derivative status controller until the process is asked to stop.
+pub async fn run(client: Client, namespace: Option<String>) {
+    let (configs, writer) = reflector::store();
+    let config_events = reflector::reflector(
+        writer,
+        watcher(
+            stores::api::<VideoResizerConfig>(&client, &namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    )
+    .touched_objects();
+    let controller = Controller::new(
+        stores::api::<Derivative>(&client, &namespace),
+        watcher::Config::default(),
+    );
+    let derivatives = controller.store();
+    let ctx = Arc::new(Ctx {
+        client,
+        configs: configs.clone(),
+    });
+    controller
+        .watches_stream(config_events, move |cfg: VideoResizerConfig| {
+            let (ns, name) = (cfg.namespace(), cfg.name_any());
+            derivatives
+                .state()
+                .into_iter()
+                .filter(|d| d.namespace() == ns && d.spec.config == name)
+                .map(|d| ObjectRef::from_obj(&*d))
+                .collect::<Vec<_>>()
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "derivative controller event");
+            }
+        })
+        .await;
+}
+
+/// Writes the status `d` should have (only when it changed).
+async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let ns = d.namespace().ok_or(Error::NoNamespace)?;
+    // Until the config watch has listed once, an absent config proves nothing: look again
+    // shortly (never block here: the controller polls that watch between reconciles).
+    let listed =
+        tokio::time::timeout(Duration::from_millis(100), ctx.configs.wait_until_ready()).await;
+    if !matches!(listed, Ok(Ok(()))) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let config = ctx
+        .configs
+        .get(&ObjectRef::<VideoResizerConfig>::new(&d.spec.config).within(&ns));
+    let status = derivative_status(&d, config.as_deref(), Timestamp::now());
+    // Waiting (no config yet, or not reconciled yet): look again soon even if no event comes.
+    let next = if status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Reconciling" && c.status == "True")
+    {
+        Action::requeue(RECHECK)
+    } else {
+        Action::await_change()
+    };
+    if d.status.as_ref() == Some(&status) {
+        return Ok(next);
+    }
+    let api: Api<Derivative> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = serde_json::json!({
+        "apiVersion": format!("{}/{}", contract::GROUP, vr_crds::resources::VERSION),
+        "kind": "Derivative",
+        "status": status,
+    });
+    api.patch_status(
+        &d.name_any(),
+        &PatchParams::apply(contract::FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::Status)?;
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    tracing::info!(
+        derivative = %d.name_any(),
+        namespace = %ns,
+        ready = ready.map_or("", |c| c.status.as_str()),
+        reason = ready.map_or("", |c| c.reason.as_str()),
+        "derivative status written"
+    );
+    Ok(next)
+}
+
+fn error_policy(d: Arc<Derivative>, err: &Error, _ctx: Arc<Ctx>) -> Action {
+    tracing::warn!(derivative = %d.name_any(), error = %err, "derivative status not written; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
