@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The checks of suite `cluster` on the real node (run by e2e/cluster/suite.sh inside the node's
+# network namespace through `node.sh in`, with KUBECONFIG and PATH set). Each result is one
+# CLUSTER line; the first failing check exits non-zero.
+#   checks.sh DIR      DIR: the node's folder (node.sh up DIR)
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+D="$1"
+NS=vr-system   # the chart's release namespace
+APP=media      # the namespace of the config and its data plane
+[ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] || { echo "checks.sh runs inside the node's namespace" >&2; exit 1; }
+
+now_ms() { date +%s%3N; }
+say() { echo "CLUSTER $*"; }
+fail() { echo "CLUSTER FAIL $*" >&2; exit 1; }
+# poll SECONDS CMD... : until CMD succeeds.
+poll() { local s="$1" i; shift; for ((i = 0; i < s * 4; i++)); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done; return 1; }
+ctr_() { ctr --address "$D/containerd/containerd.sock" -n k8s.io "$@"; }
+# container_pid POD CONTAINER NAMESPACE : the host pid of the container's first process.
+container_pid() {
+  local id
+  id="$(kubectl -n "$3" get pod "$1" -o jsonpath="{.status.containerStatuses[?(@.name==\"$2\")].containerID}")"
+  id="${id#containerd://}"
+  ctr_ tasks ls | awk -v id="$id" '$1 == id {print $2}'
+}
+# confined POD CONTAINER NAMESPACE : the running process is uid 65532 with a read-only "/".
+confined() {
+  local pid uid root
+  pid="$(container_pid "$@")"
+  [ -n "$pid" ] || fail "no process for $3/$1 $2"
+  uid="$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")"
+  root="$(awk '$5 == "/" {print $6}' "/proc/$pid/mountinfo" | head -1)"
+  [ "$uid" = 65532 ] || fail "$3/$1 $2 runs as uid $uid"
+  case ",$root," in *,ro,*) ;; *) fail "$3/$1 $2: root file system mounted $root" ;; esac
+  echo "uid=$uid root=${root%%,*}"
+}
+
+# ---- 1. helm install: the operator's two replicas, one leader, restricted, read-only ---------
+t0=$(now_ms)
+kubectl create namespace "$NS" >/dev/null
+helm install vr "$REPO/charts/video-resizer" -n "$NS" --wait --timeout 180s \
+  --set operator.image.pullPolicy=Never >"$D/log/helm-install.log" 2>&1 \
+  || { cat "$D/log/helm-install.log"; kubectl -n "$NS" get pods,events; fail "helm install"; }
+say "HELM_INSTALL_READY $(( $(now_ms) - t0 )) ms (helm install --wait: 2 operator pods Ready)"
+pods=($(kubectl -n "$NS" get pods -l app.kubernetes.io/component=operator -o jsonpath='{.items[*].metadata.name}'))
+[ ${#pods[@]} = 2 ] || fail "operator pods: ${pods[*]}"
+for p in "${pods[@]}"; do
+  say "OPERATOR_POD $p ready=$(kubectl -n "$NS" get pod "$p" -o jsonpath='{.status.containerStatuses[0].ready}') $(confined "$p" operator "$NS")"
+done
+lease="$(kubectl -n "$NS" get lease -o jsonpath='{.items[0].spec.holderIdentity}')"
+case " ${pods[*]} " in *" $lease "*) say "OPERATOR_LEADER $lease (one Lease holder among the 2 pods)" ;; *) fail "Lease holder '$lease' is not an operator pod" ;; esac
+# The API server enforces restricted: a privileged pod in the same namespace is refused.
+if out="$(kubectl -n "$NS" run priv --image=localhost/vr/pause:1 --image-pull-policy=Never --privileged 2>&1)"; then
+  fail "a privileged pod was admitted in $NS"
+fi
+echo "$out" | grep -q 'violates PodSecurity "restricted' || fail "privileged pod refused for another reason: $out"
+say "PSS_RESTRICTED enforced (privileged pod refused: violates PodSecurity restricted; the chart's pods admitted)"
+
+# ---- 2. a config and a derivative: the data plane answers through its ClusterIP -------------
+mkdir -p "$D/media"
+ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=640x360:rate=25:duration=2 \
+  -f lavfi -i sine=frequency=440:duration=2 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -c:a aac \
+  "$D/media/sample.mp4"
+# The origin: a static file server on the node address (pods reach it through the bridge).
+(cd "$D/media" && exec python3 -m http.server --bind 10.200.0.1 8088 >"$D/log/origin.log" 2>&1) &
+echo $! > "$D/origin.pid"
+token_a="$(openssl rand -hex 16)"
+kubectl create namespace "$APP" >/dev/null
+kubectl -n "$APP" create secret generic admin-token --from-literal=token="$token_a" >/dev/null
+t0=$(now_ms)
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: videoresizer.io/v1alpha1
+kind: VideoResizerConfig
+metadata: {name: web, namespace: $APP}
+spec:
+  origins:
+    - name: videos
+      matcher: '^/videos/(?P<name>[a-z0-9_-]+)\.mp4$'
+      sources:
+        - name: origin
+          kind: http
+          http: {url: 'http://10.200.0.1:8088/\${name}.mp4'}
+  admin:
+    tokens:
+      - {name: ops, secretRef: {name: admin-token, key: token}, scopes: [read]}
+  rollout: {steps: []}
+  workload: {minReplicas: 1, maxReplicas: 3}
+---
+apiVersion: videoresizer.io/v1alpha1
+kind: Derivative
+metadata: {name: mobile, namespace: $APP}
+spec: {config: web, width: 320, height: 180}
+EOF
+poll 240 kubectl -n "$APP" get deploy -o name || fail "no data-plane Deployment (operator logs: kubectl -n $NS logs)"
+dep="$(kubectl -n "$APP" get deploy -o jsonpath='{.items[0].metadata.name}')"
+kubectl -n "$APP" rollout status "deploy/$dep" --timeout=240s >/dev/null || { kubectl -n "$APP" get pods,events; fail "data plane not Ready"; }
+say "DATAPLANE_READY $(( $(now_ms) - t0 )) ms (kubectl apply to the Deployment Ready)"
+svc="$(kubectl -n "$APP" get svc -o jsonpath='{.items[0].spec.clusterIP}')"
+dp_pod="$(kubectl -n "$APP" get pods -o jsonpath='{.items[0].metadata.name}')"
+say "DATAPLANE_POD $dp_pod $(confined "$dp_pod" "$(kubectl -n "$APP" get pod "$dp_pod" -o jsonpath='{.spec.containers[0].name}')" "$APP")"
+url="http://$svc/videos/sample.mp4?derivative=mobile"
+# A Service answers a little after the rollout completes (kube-proxy's rules): poll it.
+poll 60 curl -sf -m 30 -o /dev/null "$url" || fail "no answer from $url"
+t1=$(now_ms)
+code="$(curl -s -m 60 -o "$D/out.mp4" -w '%{http_code}' "$url")"
+[ "$code" = 200 ] || fail "transform through the ClusterIP: HTTP $code"
+dims="$(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$D/out.mp4")"
+[ "$dims" = "320,180" ] || fail "transformed size $dims, want 320,180"
+say "TRANSFORM_VIA_CLUSTERIP $svc HTTP 200 320x180 in $(( $(now_ms) - t1 )) ms"
+
+# ---- 3. the admin token: a Secret mounted read-only, rotated by kubectl apply ----------------
+pid="$(container_pid "$dp_pod" "$(kubectl -n "$APP" get pod "$dp_pod" -o jsonpath='{.spec.containers[0].name}')" "$APP")"
+mounted="$(cat "/proc/$pid/root/etc/video-resizer/secrets/admin-token/token")"
+[ "$mounted" = "$token_a" ] || fail "the admin-token Secret is not mounted where the data plane reads it"
+admin() { curl -s -m 10 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "http://$svc:9090/admin/health"; }
+poll 30 test "$(admin "$token_a")" = 200 || fail "admin token refused: $(admin "$token_a")"
+say "SECRET_MOUNT admin-token mounted at /etc/video-resizer/secrets/admin-token/token; token accepted (200), wrong token $(admin "not-the-token-0123456789")"
+rev0="$(kubectl -n "$APP" get deploy "$dep" -o jsonpath='{.metadata.generation}')"
+token_b="$(openssl rand -hex 16)"
+t0=$(now_ms)
+kubectl -n "$APP" create secret generic admin-token --from-literal=token="$token_b" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+if poll 180 test "$(admin "$token_a")" != 200; then
+  say "TOKEN_ROTATION old token refused ($(admin "$token_a")) $(( $(now_ms) - t0 )) ms after kubectl apply; new token $(admin "$token_b"); Deployment generation $rev0 -> $(kubectl -n "$APP" get deploy "$dep" -o jsonpath='{.metadata.generation}')"
+else
+  fail "the old admin token is still accepted 180 s after the rotation"
+fi
