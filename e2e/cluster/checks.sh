@@ -9,7 +9,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 D="$1"
 NS=vr-system   # the chart's release namespace
 APP=media      # the namespace of the config and its data plane
-[ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net)" ] || { echo "checks.sh runs inside the node's namespace" >&2; exit 1; }
+[ "$(readlink /proc/self/ns/net)" != "$(cat "$D/host.netns")" ] || { echo "checks.sh runs inside the node's namespace" >&2; exit 1; }
 
 now_ms() { date +%s%3N; }
 say() { echo "CLUSTER $*"; }

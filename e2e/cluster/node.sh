@@ -34,7 +34,8 @@ usage() { sed -n '2,9p' "$0" >&2; exit 2; }
 cmd="$1" D="$(realpath -m "$2")"; shift 2
 P="$D/pki"
 
-host_netns() { [ "$(readlink /proc/self/ns/net)" = "$(readlink /proc/1/ns/net)" ]; }
+# The host's network namespace, as `up` found it (/proc/1 may not be readable here).
+host_netns() { [ "$(readlink /proc/self/ns/net)" = "$(cat "$D/host.netns")" ]; }
 holder() { cat "$D/holder.pid"; }
 inside() { nsenter --net="/proc/$(holder)/ns/net" "$@"; }
 now_ms() { date +%s%3N; }
@@ -264,9 +265,9 @@ metrics_server() {
 
 case "$cmd" in
   up)
-    host_netns || { echo "run node.sh up from the host's network namespace" >&2; exit 1; }
     [ ! -e "$D/holder.pid" ] || { echo "$D is in use: node.sh down $D first" >&2; exit 1; }
     mkdir -p "$D/log"
+    readlink /proc/self/ns/net > "$D/host.netns"
     t0=$(now_ms)
     nohup unshare --net -- sleep infinity >/dev/null 2>&1 &   # no --fork: $! is the holder
     echo $! > "$D/holder.pid"
@@ -313,7 +314,7 @@ case "$cmd" in
     for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$n"; done
     # Shims left (their parent was containerd): found by their -address argument, by pid.
     for p in /proc/[0-9]*; do
-      tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "containerd-shim-runc-v2 .*$D/containerd" && kill -9 "${p#/proc/}" 2>/dev/null || true
+      tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q "containerd-shim-runc-v2 .*$D/containerd" && kill -9 "${p#/proc/}" 2>/dev/null || true
     done
     # Mounts under DIR (pod volumes, overlay snapshots, netns bind mounts), deepest first.
     awk -v d="$D/" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
@@ -325,7 +326,7 @@ case "$cmd" in
     if [ -n "$ns" ]; then
       for p in /proc/[0-9]*; do
         [ "${p#/proc/}" = "$(holder)" ] && continue
-        [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$ns" ] && echo "still in the namespace: ${p#/proc/} $(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" >&2
+        [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$ns" ] && echo "still in the namespace: ${p#/proc/} $(tr '\0' ' ' 2>/dev/null < "$p/cmdline")" >&2
       done
     fi
     kill "$(holder)" 2>/dev/null || true
