@@ -85,7 +85,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::default());
     let config = kube::Config::infer().await.map_err(|e| {
         anyhow::anyhow!("cannot find the Kubernetes API (kubeconfig or in-cluster): {e}")
     })?;
@@ -158,7 +158,7 @@ async fn serve_metrics(
                 let ready = ready.clone();
                 async move {
                     let (status, body) = match req.uri().path() {
-                        "/metrics" => (StatusCode::OK, metrics.encode()),
+                        "/metrics" => (StatusCode::OK, metrics.to_string()),
                         "/healthz" => (StatusCode::OK, "ok".to_string()),
                         "/readyz" if ready.load(Ordering::Relaxed) => {
                             (StatusCode::OK, "ready".to_string())

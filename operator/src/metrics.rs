@@ -48,8 +48,9 @@ pub struct Metrics {
     pub api_requests: Family<ApiRequestLabels, Counter>,
 }
 
-impl Metrics {
-    pub fn new() -> Self {
+/// Every series registered, all at zero.
+impl Default for Metrics {
+    fn default() -> Self {
         let mut registry = Registry::with_prefix("vr_operator");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         let reconcile_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
@@ -114,16 +115,11 @@ impl Metrics {
             api_requests,
         }
     }
-
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
-    }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// The OpenMetrics text exposition (`metrics.to_string()` is the `/metrics` body).
+impl std::fmt::Display for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode(f, &self.registry)
     }
 }

@@ -5,7 +5,6 @@
 //! A [`Runtime`] is immutable; a new revision is a new value swapped in atomically, and a
 //! request keeps the `Arc<Runtime>` it started with until it finishes.
 
-use crate::control::sources::file::Document;
 use crate::guard::auth::{self, Tokens};
 use crate::guard::signing::Signer;
 use crate::origin::{OriginState, Origins};
@@ -16,6 +15,17 @@ use std::sync::Arc;
 use vr_crds::dataplane::{DataPlaneConfig, FieldError, TransformErrorPolicy, TtlByStatus};
 use vr_crds::dataplane::{HttpAuth, Source};
 use vr_crds::ValidationErrors;
+
+/// A parsed and validated config document: what a config source (the file, a ConfigMap)
+/// hands to [`Runtime::compile`].
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub config: DataPlaneConfig,
+    /// SHA-256 of the document's bytes (hex).
+    pub digest: String,
+    /// Directory relative file paths in the config are resolved against.
+    pub base: std::path::PathBuf,
+}
 
 /// One compiled config revision.
 pub struct Runtime {

@@ -11,15 +11,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vr_crds::{ConfigError, DataPlaneConfig};
 
-/// A parsed and validated config document.
-#[derive(Debug, Clone)]
-pub struct Document {
-    pub config: DataPlaneConfig,
-    /// SHA-256 of the file's bytes (hex).
-    pub digest: String,
-    /// Directory relative file paths in the config are resolved against.
-    pub base: PathBuf,
-}
+// The document is the runtime's input, so it is declared there (sources depend on the
+// runtime, never the other way round).
+pub use crate::control::runtime::Document;
 
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
