@@ -121,7 +121,10 @@ fn script_image(script: &str, bin: &str) -> Described {
                 assert!(pkgs.contains(p), "the distroless recipe lacks {p}");
             }
             assert_eq!(suite, "bookworm", "distroless cc-debian12 is Debian 12");
-            ("gcr.io/distroless/cc-debian12:nonroot".to_string(), BTreeSet::new())
+            (
+                "gcr.io/distroless/cc-debian12:nonroot".to_string(),
+                BTreeSet::new(),
+            )
         }
         other => panic!("scripts/images.sh: unknown image kind {other}"),
     };
@@ -208,7 +211,11 @@ fn built_images_match_the_dockerfiles() {
         assert_eq!(c["WorkingDir"], want.workdir.as_str(), "{bin}: workdir");
         let ports: BTreeSet<String> = c["ExposedPorts"]
             .as_object()
-            .map(|m| m.keys().map(|k| k.trim_end_matches("/tcp").to_string()).collect())
+            .map(|m| {
+                m.keys()
+                    .map(|k| k.trim_end_matches("/tcp").to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         assert_eq!(ports, want.ports, "{bin}: ports");
     }
