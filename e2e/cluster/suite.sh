@@ -20,8 +20,8 @@ host_state() {
   ip -o addr
   ip route show table all
   ip -6 route show table all
-  iptables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-  ip6tables-save 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
+  { iptables-save 2>/dev/null || true; } | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//'
+  { ip6tables-save 2>/dev/null || true; } | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]//'
   ls /run/netns 2>/dev/null || true
 }
 
@@ -33,7 +33,7 @@ scripts/images.sh > "$LOGS/images.txt"
 scripts/images.sh --binary localhost/vr/pause:1 .cache/cluster/bin/pause >> "$LOGS/images.txt"
 scripts/images.sh --binary localhost/vr/metrics-server:1 .cache/cluster/bin/metrics-server >> "$LOGS/images.txt"
 cat "$LOGS/images.txt"
-cargo test -q -p vr-e2e --test images -- --ignored built_images_match_the_dockerfiles 2>&1 | tail -1
+cargo test -q -p vr-e2e --test images -- --ignored built_images_match_the_dockerfiles 2>&1 | grep -E '^test result|panicked|FAILED' 
 echo "CLUSTER BUILD $(( $(now) - t_start )) s (programs, release binaries, images; cached after the first run)"
 
 host_state > "$LOGS/host-before.txt"
