@@ -52,8 +52,7 @@ fn dockerfile(name: &str) -> Described {
         .unwrap_or_else(|| panic!("{name}: no runtime stage"));
     let base = text
         .lines()
-        .filter(|l| l.starts_with("FROM "))
-        .next_back()
+        .rfind(|l| l.starts_with("FROM "))
         .and_then(|l| l.split_whitespace().nth(1))
         .unwrap_or_default()
         .to_string();
