@@ -186,5 +186,5 @@ sleep 50   # the removed pods' grace period: requests keep flowing while they te
 touch "$D/load.stop"; wait "$probe_pid"
 read -r ok2 bad2 < "$D/probe"
 [ "$down_ok" = 1 ] || fail "no scale-down to $min within 360 s"
-say "HPA_SCALE_DOWN to $min replicas ${t_down} ms after the load stopped (HPA downscale stabilization 30 s); probe during and 50 s after: $ok2 ok, $bad2 failed"
+say "HPA_SCALE_DOWN to $min replicas ${t_down} ms after the load stopped (the HPA's scale-down stabilization window: $(kubectl -n "$APP" get hpa -o jsonpath='{.items[0].spec.behavior.scaleDown.stabilizationWindowSeconds}') s); probe during and 50 s after: $ok2 ok, $bad2 failed"
 [ "$bad2" = 0 ] || fail "$bad2 requests failed during the scale-down"
