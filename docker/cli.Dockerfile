@@ -1,4 +1,6 @@
 # syntax=docker/dockerfile:1
+# scripts/images.sh builds the same image without an engine (e2e/tests/images.rs compares the
+# two: base, packages, user, entry point, working directory, ports).
 # vrctl, for CI jobs and GitOps pipelines (`docker run video-resizer/vrctl validate config/*.yaml`).
 #   docker build -f docker/cli.Dockerfile -t video-resizer/vrctl:0.1.0 .
 #

@@ -1,4 +1,6 @@
 # syntax=docker/dockerfile:1
+# scripts/images.sh builds the same image without an engine (e2e/tests/images.rs compares the
+# two: base, packages, user, entry point, working directory, ports).
 # The data plane: vr-dataplane with Debian's ffmpeg/ffprobe, as user 65532.
 #   docker build -f docker/dataplane.Dockerfile -t video-resizer/dataplane:0.1.0 .
 #

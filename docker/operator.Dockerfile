@@ -1,4 +1,6 @@
 # syntax=docker/dockerfile:1
+# scripts/images.sh builds the same image without an engine (e2e/tests/images.rs compares the
+# two: base, packages, user, entry point, working directory, ports).
 # The operator: vr-operator on a distroless base, as user 65532.
 #   docker build -f docker/operator.Dockerfile -t video-resizer/operator:0.1.0 .
 #

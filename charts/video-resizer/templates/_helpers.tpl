@@ -61,13 +61,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
-{{/* Image reference: repository:tag, the tag defaulting to the appVersion. */}}
+{{/* Image reference: [imageRegistry/]repository:tag, the tag defaulting to the appVersion. */}}
 {{- define "vr.image" -}}
 {{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- $repo := .image.repository -}}
+{{- with .root.Values.imageRegistry }}{{ $repo = printf "%s/%s" . $repo }}{{ end -}}
 {{- if hasPrefix "sha256:" $tag -}}
-{{- printf "%s@%s" .image.repository $tag -}}
+{{- printf "%s@%s" $repo $tag -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- printf "%s:%s" $repo $tag -}}
 {{- end -}}
 {{- end -}}
 
