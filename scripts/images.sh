@@ -26,9 +26,9 @@ source "$REPO/scripts/lib.sh"
 
 # ---- recipes (e2e/tests/images.rs compares these with docker/*.Dockerfile) --------------
 SUITE=bookworm
-# The data plane: debian:bookworm-slim (= Debian's minbase variant) + ffmpeg + ca-certificates.
+# The data plane: debian:bookworm-slim (= Debian's minbase variant) + ffmpeg + ca-certificates + util-linux (prlimit, setpriv).
 DATAPLANE_BASE=minbase
-DATAPLANE_PACKAGES="ffmpeg ca-certificates"
+DATAPLANE_PACKAGES="ffmpeg ca-certificates util-linux"
 DATAPLANE_PORTS="8080 9090"
 # Operator and CLI, distroless-style (like gcr.io/distroless/cc-debian12): only these packages'
 # files (no shell, no package manager, no dependency resolution), the CA bundle, a passwd file.

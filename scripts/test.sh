@@ -21,6 +21,8 @@ if grep -E '^(kube-client|kube-runtime|hyper|reqwest|tokio|tower) ' <<<"$core_tr
   echo "vr-operator-core must not depend on a client or a runtime (the lines above)" >&2
   exit 1
 fi
+log "structure: file and function sizes, no import cycle between sibling modules"
+python3 scripts/structure.py
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -q -- -D warnings
 log "cargo test (unit + in-process)"
