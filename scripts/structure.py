@@ -161,6 +161,16 @@ def resolve(crate, here, path):
     return target
 
 
+def add_edge(sibling_edges, crate, here, target):
+    """Records `here` → `target` as an edge between the children of their deepest common
+    ancestor (nothing when one contains the other)."""
+    k = 0
+    while k < min(len(here), len(target)) and here[k] == target[k]:
+        k += 1
+    if k < len(here) and k < len(target):
+        sibling_edges.setdefault((crate, here[:k]), {}).setdefault(here[k], set()).add(target[k])
+
+
 def cycles(edges):
     """Strongly connected components with more than one node (Tarjan)."""
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
@@ -212,26 +222,13 @@ def main():
                     problems.append(f"{rel}:{line}: fn {name} is {length} lines (limit {MAX_FN})")
             here = module_path(crate, path)
             for m in re.finditer(r"\b((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+)", code):
-                target = resolve(crate, here, m.group(1))
-                # The children of the deepest common ancestor on each side.
-                k = 0
-                while k < min(len(here), len(target)) and here[k] == target[k]:
-                    k += 1
-                if k < len(here) and k < len(target):
-                    parent, a, b = here[:k], here[k], target[k]
-                    sibling_edges.setdefault((crate, parent), {}).setdefault(a, set()).add(b)
+                add_edge(sibling_edges, crate, here, resolve(crate, here, m.group(1)))
             # `use crate::x::{a, b}` groups: each name may be a module.
             for m in re.finditer(r"\buse\s+((?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)*)::\{([^}]*)\}", code):
                 for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", m.group(2)):
                     if name in ("self", "super", "crate"):
                         continue
-                    target = resolve(crate, here, m.group(1) + "::" + name)
-                    k = 0
-                    while k < min(len(here), len(target)) and here[k] == target[k]:
-                        k += 1
-                    if k < len(here) and k < len(target):
-                        parent, a, b = here[:k], here[k], target[k]
-                        sibling_edges.setdefault((crate, parent), {}).setdefault(a, set()).add(b)
+                    add_edge(sibling_edges, crate, here, resolve(crate, here, m.group(1) + "::" + name))
     for (crate, parent), edges in sorted(sibling_edges.items()):
         for comp in cycles(edges):
             where = "::".join(parent) or "crate root"
