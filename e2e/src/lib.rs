@@ -31,6 +31,22 @@ pub fn repo() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Runs `cmd` with `stdin` written to its standard input; its output, whatever its exit status.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &str) -> Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
 /// A built binary of the workspace (`e2e/run` builds them first).
 pub fn binary(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -143,21 +159,13 @@ impl ControlPlane {
 
     /// Runs kubectl as admin with `stdin` as input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<std::process::Output> {
-        use std::io::Write;
-        let mut child = Command::new(self.kubectl_path())
-            .args(args)
-            .env("KUBECONFIG", self.admin_kubeconfig())
-            .env("KUBECACHEDIR", self.dir().join("kubectl-cache"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(stdin.as_bytes())?;
-        Ok(child.wait_with_output()?)
+        output_with_stdin(
+            Command::new(self.kubectl_path())
+                .args(args)
+                .env("KUBECONFIG", self.admin_kubeconfig())
+                .env("KUBECACHEDIR", self.dir().join("kubectl-cache")),
+            stdin,
+        )
     }
 
     /// `kubectl apply -f -` of a YAML string; fails with kubectl's message.

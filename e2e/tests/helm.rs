@@ -1006,21 +1006,10 @@ async fn health_and_validation(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: media-origin}}\nstringData: {{token: x}}\n---\n{}",
         example(ns, 8080)?
     );
-    let out = {
-        use std::io::Write;
-        let mut child = Command::new(binary("vrctl"))
-            .args(["validate", "-o", "json", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .context("stdin")?
-            .write_all(stream.as_bytes())?;
-        child.wait_with_output()?
-    };
+    let out = output_with_stdin(
+        Command::new(binary("vrctl")).args(["validate", "-o", "json", "-"]),
+        &stream,
+    )?;
     let report = json_of(&out)?;
     ensure!(
         out.status.success() && report["ignored"][0] == "v1 Secret/media-origin",

@@ -1,4 +1,4 @@
-//! Per-config exponential backoff of failed reconciles: the first retry comes after 1 s, each
+//! Per-object exponential backoff of failed reconciles (configs, and Derivatives' status writes): the first retry comes after 1 s, each
 //! further failure in a row doubles the wait, up to 2 minutes; a success resets it. A jitter of
 //! up to a tenth spreads the retries of many configs that failed together (an API server
 //! outage). A change to the config (a watch event) still reconciles it at once.
@@ -18,7 +18,7 @@ pub fn delay(failures: u32) -> Duration {
     BASE.saturating_mul(1u32 << doublings).min(MAX)
 }
 
-/// Failures in a row, per config (`namespace/name`).
+/// Failures in a row, per object (`namespace/name`).
 #[derive(Default)]
 pub struct Backoff {
     failures: Mutex<HashMap<String, u32>>,

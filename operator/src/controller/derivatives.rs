@@ -7,6 +7,7 @@
 //! and a reconcile reads the config from the watch's store: no request but the status write,
 //! and that only when the status changed.
 
+use super::backoff::Backoff;
 use super::context::Error;
 use super::stores;
 use futures_util::StreamExt;
@@ -20,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use vr_crds::contract;
 use vr_crds::resources::{Derivative, VideoResizerConfig};
+use vr_operator_core::plan::conditions::is_true;
 use vr_operator_core::plan::derivative::derivative_status;
+use vr_operator_core::reason::ConditionType;
 
 /// How often a Derivative that waits for its config is looked at again without an event.
 const RECHECK: Duration = Duration::from_secs(10);
@@ -29,6 +32,8 @@ const RECHECK: Duration = Duration::from_secs(10);
 struct Ctx {
     client: Client,
     configs: Store<VideoResizerConfig>,
+    /// Failed status writes in a row, per Derivative (the config controller's backoff).
+    backoff: Backoff,
 }
 
 /// Runs the Derivative status controller until the process is asked to stop.
@@ -51,6 +56,7 @@ pub async fn run(client: Client, namespace: Option<String>) {
     let ctx = Arc::new(Ctx {
         client,
         configs: configs.clone(),
+        backoff: Backoff::default(),
     });
     controller
         .watches_stream(config_events, move |cfg: VideoResizerConfig| {
@@ -87,16 +93,13 @@ async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .get(&ObjectRef::<VideoResizerConfig>::new(&d.spec.config).within(&ns));
     let status = derivative_status(&d, config.as_deref(), Timestamp::now());
     // Waiting (no config yet, or not reconciled yet): look again soon even if no event comes.
-    let next = if status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Reconciling" && c.status == "True")
-    {
+    let next = if is_true(&status.conditions, ConditionType::Reconciling) {
         Action::requeue(RECHECK)
     } else {
         Action::await_change()
     };
     if d.status.as_ref() == Some(&status) {
+        ctx.backoff.succeeded(&key_of(&d));
         return Ok(next);
     }
     let api: Api<Derivative> = Api::namespaced(ctx.client.clone(), &ns);
@@ -112,7 +115,11 @@ async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     )
     .await
     .map_err(Error::Status)?;
-    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
+    ctx.backoff.succeeded(&key_of(&d));
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == ConditionType::Ready.as_str());
     tracing::info!(
         derivative = %d.name_any(),
         namespace = %ns,
@@ -123,7 +130,12 @@ async fn reconcile(d: Arc<Derivative>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     Ok(next)
 }
 
-fn error_policy(d: Arc<Derivative>, err: &Error, _ctx: Arc<Ctx>) -> Action {
-    tracing::warn!(derivative = %d.name_any(), error = %err, "derivative status not written; retrying");
-    Action::requeue(Duration::from_secs(5))
+fn key_of(d: &Derivative) -> String {
+    format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any())
+}
+
+fn error_policy(d: Arc<Derivative>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    let delay = ctx.backoff.failed(&key_of(&d));
+    tracing::warn!(derivative = %d.name_any(), error = %err, retry_in_ms = delay.as_millis() as u64, "derivative status not written; retrying");
+    Action::requeue(delay)
 }
